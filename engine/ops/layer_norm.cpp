@@ -1,0 +1,98 @@
+// layer_norm: one fused forward kernel, one graph node (inputs x, weight, bias) whose
+// backward is one fused kernel.
+// Invariants: x's trailing dims equal normalized_shape (non-empty); weight and bias,
+// when given, have exactly normalized_shape and x's dtype and device. The node saves
+// x, weight and the per-row mean and rstd (M), stored in acc_t (float32 for 16-bit x).
+#include "engine/autograd/node.h"
+#include "engine/ops/copy.h"
+#include "engine/ops/nn.h"
+#include "kernels/cpu/layer_norm.h"
+
+namespace zae {
+
+namespace {
+
+Tensor dense(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  copy_into(out, t);
+  return out;
+}
+
+DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
+
+void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
+  if (!p.defined()) return;
+  ZAE_CHECK(p.shape() == normalized_shape, "layer_norm: ", what, " has shape ", shape_str(p.shape()),
+            " but normalized_shape is ", shape_str(normalized_shape));
+  ZAE_CHECK(p.dtype() == x.dtype(), "layer_norm: ", what, " has dtype ", p.dtype(), " but input has dtype ", x.dtype());
+  ZAE_CHECK(p.device() == x.device(), "layer_norm: ", what, " is on ", p.device(), " but input is on ", x.device());
+}
+
+// Gradients (dx, dweight, dbias) of layer_norm; entries not requested stay undefined.
+std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x, const Tensor& weight,
+                                             const Tensor& mean, const Tensor& rstd, const Shape& normalized_shape,
+                                             bool has_bias, const autograd::BackwardContext& ctx) {
+  const int64_t M = mean.numel();
+  const int64_t N = shape_numel(normalized_shape);
+  ZAE_CHECK(g_in.shape() == x.shape(), "layer_norm backward: gradient shape ", shape_str(g_in.shape()),
+            " does not match the input shape ", shape_str(x.shape()));
+  ZAE_CHECK(x.device().is_cpu(), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
+            x.dtype(), ") in this build");
+  Tensor g = dense(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
+  std::vector<Tensor> grads(3);
+  TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
+  if (ctx.needs(0)) grads[0] = Tensor::empty(x.shape(), opts);
+  if (ctx.needs(1) && weight.defined()) grads[1] = Tensor::empty(weight.shape(), opts);
+  if (ctx.needs(2) && has_bias) grads[2] = Tensor::empty(normalized_shape, opts);
+  dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using Acc = acc_t<T>;
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::layer_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
+                                         ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), M, N);
+  });
+  return grads;
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in, const Tensor& bias_in,
+                  double eps) {
+  ZAE_CHECK(x_in.defined(), "layer_norm: undefined input tensor");
+  const int64_t nd = static_cast<int64_t>(normalized_shape.size());
+  ZAE_CHECK(nd >= 1, "layer_norm: normalized_shape must have at least one dim, got ", shape_str(normalized_shape));
+  bool trailing = x_in.dim() >= nd;
+  for (int64_t i = 0; trailing && i < nd; ++i) trailing = x_in.shape()[x_in.dim() - nd + i] == normalized_shape[i];
+  ZAE_CHECK(trailing, "layer_norm: input of shape ", shape_str(x_in.shape()), " does not end with normalized_shape ",
+            shape_str(normalized_shape));
+  check_affine("weight", weight_in, x_in, normalized_shape);
+  check_affine("bias", bias_in, x_in, normalized_shape);
+  ZAE_CHECK(eps >= 0.0, "layer_norm: eps must be non-negative, got ", eps);
+  ZAE_CHECK(x_in.device().is_cpu(), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
+            x_in.dtype(), ") in this build");
+
+  Shape stats_shape(x_in.shape().begin(), x_in.shape().end() - nd);  // (M) rows, shaped like x's leading dims
+  const int64_t M = shape_numel(stats_shape), N = shape_numel(normalized_shape);
+  Tensor x = dense(x_in), weight = dense(weight_in), bias = dense(bias_in);
+  Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
+  Tensor mean = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});
+  Tensor rstd = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});
+  dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using Acc = acc_t<T>;
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::layer_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                        rstd.data<Acc>(), M, N, eps);
+  });
+
+  const bool has_bias = bias.defined();
+  autograd::record("LayerNormBackward", {x_in, weight_in, bias_in}, y, {x, weight, mean, rstd},
+                   [normalized_shape, has_bias](const Tensor& g, const autograd::BackwardContext& ctx) {
+                     return layer_norm_backward_impl(g, ctx.saved[0], ctx.saved[1], ctx.saved[2], ctx.saved[3],
+                                                     normalized_shape, has_bias, ctx);
+                   });
+  return y;
+}
+
+}  // namespace zae

@@ -1,0 +1,263 @@
+// matmul and linear: validate, lay the operands out for the strided-batched CPU GEMM
+// (kernels/cpu/gemm.h) and record one graph node per op.
+//
+// Invariants:
+// - A matrix operand goes to GEMM as stored when its columns are unit-stride, with the
+//   trans flag when its rows are unit-stride (W^T, x.t(): no copy), and is copied to a
+//   dense buffer only when neither holds. Broadcast batch dims keep stride 0; batch
+//   dims that do not merge into one GEMM batch stride are looped over, never copied.
+// - A batch of row-contiguous A against one shared B folds into one GEMM with
+//   m = batch * m, so linear on a dense (B, T, C) input is a single GEMM.
+// - The output is dense. linear with a bias writes the broadcast bias first and runs
+//   the GEMM with beta = 1 (one pass over the output).
+// - Backward formulas are matmuls themselves (and sum_to over broadcast batch dims).
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "engine/autograd/node.h"
+#include "engine/ops/binary.h"
+#include "engine/ops/copy.h"
+#include "engine/ops/factory.h"
+#include "engine/ops/linalg.h"
+#include "kernels/cpu/gemm.h"
+
+namespace zae {
+
+namespace {
+
+Tensor raw_view(const Tensor& t, Shape shape, Shape strides) {
+  return Tensor::make_view(t.storage(), std::move(shape), std::move(strides), t.storage_offset(), t.dtype());
+}
+
+Tensor dense_copy(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  copy_into(out, t);
+  return out;
+}
+
+// How GEMM reads one stored (rows, cols) matrix with row stride rs and column stride cs.
+struct MatLayout {
+  bool trans = false;
+  int64_t ld = 1;
+};
+
+std::optional<MatLayout> mat_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  // A dim of size <= 1 is never stepped along, so its stride does not matter.
+  const bool row_major = (cols <= 1 || cs == 1) && (rows <= 1 || rs >= std::max<int64_t>(cols, 1));
+  if (row_major) return MatLayout{false, rows <= 1 ? std::max<int64_t>(cols, 1) : rs};
+  const bool col_major = (rows <= 1 || rs == 1) && (cols <= 1 || cs >= std::max<int64_t>(rows, 1));
+  if (col_major) return MatLayout{true, cols <= 1 ? std::max<int64_t>(rows, 1) : cs};
+  return std::nullopt;
+}
+
+// One GEMM operand: a view (batch..., rows, cols) and how GEMM reads its matrices.
+struct Operand {
+  Tensor t;
+  MatLayout layout;
+};
+
+Operand prepare(const Tensor& t) {
+  const int64_t r = t.size(-2), c = t.size(-1);
+  if (auto lay = mat_layout(r, c, t.stride(-2), t.stride(-1))) return {t, *lay};
+  Tensor d = dense_copy(t);
+  return {d, *mat_layout(r, c, d.stride(-2), d.stride(-1))};
+}
+
+// c (batch..., m, n) = a (batch_a..., m, k) @ b (batch_b..., k, n) + beta * c, where c is
+// dense and its batch dims are the (right-aligned) broadcast of a's and b's.
+void run_gemm(const char* op, const Tensor& c, const Operand& a, const Operand& b, float beta) {
+  if (c.numel() == 0) return;
+  const int64_t nb = c.dim() - 2;
+  const int64_t n = c.size(-1), k = a.t.size(-1);
+  int64_t m = c.size(-2);
+  struct BatchDim {
+    int64_t size, sa, sb, sc;
+  };
+  auto batch_stride = [nb](const Tensor& t, int64_t d) -> int64_t {
+    const int64_t td = d - (nb - (t.dim() - 2));
+    return (td < 0 || t.size(td) == 1) ? 0 : t.stride(td);
+  };
+  // Batch dims without the size-1 ones, merged where all three operands step evenly.
+  std::vector<BatchDim> dims;
+  for (int64_t d = 0; d < nb; ++d) {
+    const int64_t size = c.size(d);
+    if (size == 1) continue;
+    BatchDim bd{size, batch_stride(a.t, d), batch_stride(b.t, d), c.stride(d)};
+    if (!dims.empty()) {
+      BatchDim& p = dims.back();
+      if (p.sa == bd.sa * size && p.sb == bd.sb * size && p.sc == bd.sc * size) {
+        p = BatchDim{p.size * size, bd.sa, bd.sb, bd.sc};
+        continue;
+      }
+    }
+    dims.push_back(bd);
+  }
+  // Shared B and A rows evenly spaced across the innermost batch: one taller GEMM.
+  if (!dims.empty()) {
+    const BatchDim& in = dims.back();
+    if (in.sb == 0 && !a.layout.trans && in.sa == m * a.layout.ld && in.sc == m * n) {
+      m *= in.size;
+      dims.pop_back();
+    }
+  }
+  BatchDim gemm_batch{1, 0, 0, 0};
+  if (!dims.empty()) {
+    gemm_batch = dims.back();
+    dims.pop_back();
+  }
+  int64_t outer = 1;
+  for (const BatchDim& bd : dims) outer *= bd.size;
+
+  dispatch_floating(c.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* pa = static_cast<const T*>(a.t.raw_data());
+    const T* pb = static_cast<const T*>(b.t.raw_data());
+    T* pc = static_cast<T*>(c.raw_data());
+    for (int64_t o = 0; o < outer; ++o) {
+      int64_t rem = o, oa = 0, ob = 0, oc = 0;
+      for (size_t d = dims.size(); d-- > 0;) {
+        const int64_t i = rem % dims[d].size;
+        rem /= dims[d].size;
+        oa += i * dims[d].sa;
+        ob += i * dims[d].sb;
+        oc += i * dims[d].sc;
+      }
+      kernels::cpu::gemm<T>(a.layout.trans, b.layout.trans, m, n, k, 1.0f, pa + oa, a.layout.ld, gemm_batch.sa,
+                            pb + ob, b.layout.ld, gemm_batch.sb, beta, pc + oc, n, gemm_batch.sc, gemm_batch.size);
+    }
+  });
+}
+
+void check_pair(const char* op, const char* na, const Tensor& a, const char* nb, const Tensor& b) {
+  ZAE_CHECK(a.defined() && b.defined(), op, ": undefined ", a.defined() ? nb : na, " tensor");
+  ZAE_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch: ", na, " is ", a.dtype(), " but ", nb, " is ", b.dtype(),
+            " (shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), ")");
+  ZAE_CHECK(a.device() == b.device(), op, ": device mismatch: ", na, " is on ", a.device(), " but ", nb, " is on ",
+            b.device(), " (shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), ")");
+}
+
+// torch.matmul's product (1-D operands promoted, batch dims broadcast) plus an optional
+// bias broadcast over the last dim. No autograd. Shapes are validated by the callers.
+Tensor matmul_forward(const char* op, const Tensor& a, const Tensor& b, const Tensor& bias) {
+  ZAE_CHECK(is_floating(a.dtype()), op, ": dtype ", a.dtype(),
+            " is not supported (expected a floating dtype: float32, float64, bfloat16, float16)");
+  ZAE_CHECK(a.device().is_cpu(), op, ": not implemented for device ", a.device(), " (dtype ", a.dtype(),
+            ") in this build");
+  // Promote 1-D operands: (k) -> (1, k) for a, (k) -> (k, 1) for b.
+  Tensor a2 = a.dim() == 1 ? raw_view(a, {1, a.size(0)}, {1, a.stride(0)}) : a;
+  Tensor b2 = b.dim() == 1 ? raw_view(b, {b.size(0), 1}, {b.stride(0), 1}) : b;
+  const Shape batch_a(a2.shape().begin(), a2.shape().end() - 2), batch_b(b2.shape().begin(), b2.shape().end() - 2);
+  Shape batch(std::max(batch_a.size(), batch_b.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const size_t r = batch.size() - i;  // position counted from the right, 1-based
+    const int64_t sa = r <= batch_a.size() ? batch_a[batch_a.size() - r] : 1;
+    const int64_t sb = r <= batch_b.size() ? batch_b[batch_b.size() - r] : 1;
+    ZAE_CHECK(sa == sb || sa == 1 || sb == 1, op, ": batch dims ", shape_str(batch_a), " and ", shape_str(batch_b),
+              " of shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " cannot be broadcast");
+    batch[i] = sa == 1 ? sb : sa;
+  }
+  const int64_t m = a2.size(-2), n = b2.size(-1);
+  Shape full = batch, shape = batch;  // full: (batch..., m, n); shape: with promoted dims dropped
+  full.insert(full.end(), {m, n});
+  if (a.dim() > 1) shape.push_back(m);
+  if (b.dim() > 1) shape.push_back(n);
+
+  Tensor out = Tensor::empty(shape, {.dtype = a.dtype(), .device = a.device()});
+  Tensor c = raw_view(out, full, contiguous_strides(full));
+  if (bias.defined()) copy_into(out, bias);
+  run_gemm(op, c, prepare(a2), prepare(b2), bias.defined() ? 1.0f : 0.0f);
+  return out;
+}
+
+// Gradient of one matmul operand computed at its broadcast batch shape, summed back
+// over broadcast batch dims and reshaped to the operand's own shape.
+Tensor reduce_to(const Tensor& grad, const Shape& promoted, const Shape& original) {
+  Tensor g = grad.shape() == promoted ? grad : sum_to(grad, promoted);
+  return g.reshape(original);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_pair("matmul", "first operand", a, "second operand", b);
+  ZAE_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dimension, got shapes ",
+            shape_str(a.shape()), " and ", shape_str(b.shape()));
+  const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+  ZAE_CHECK(ka == kb, "matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+            " cannot be multiplied (", ka, " != ", kb, ")");
+  Tensor out = matmul_forward("matmul", a, b, Tensor());
+
+  // Each operand is saved only when the other one needs a gradient.
+  const Shape a_shape = a.shape(), b_shape = b.shape();
+  const bool a_grad = a.requires_grad(), b_grad = b.requires_grad();
+  autograd::record(
+      "MatmulBackward", {a, b}, out, {b_grad ? a : Tensor(), a_grad ? b : Tensor()},
+      [a_shape, b_shape](const Tensor& g, const autograd::BackwardContext& ctx) {
+        // Promoted shapes (batch_a..., m, k) and (batch_b..., k, n); g as (batch..., m, n).
+        const bool a_vec = a_shape.size() == 1, b_vec = b_shape.size() == 1;
+        const Shape a2_shape = a_vec ? Shape{1, a_shape[0]} : a_shape;
+        const Shape b2_shape = b_vec ? Shape{b_shape[0], 1} : b_shape;
+        const int64_t m = a2_shape[a2_shape.size() - 2], k = a2_shape.back(), n = b2_shape.back();
+        Shape full(g.shape().begin(), g.shape().end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
+        full.insert(full.end(), {m, n});
+        Tensor g2 = g.reshape(full);
+        std::vector<Tensor> grads(2);
+        if (ctx.needs(0)) {
+          Tensor b2 = ctx.saved[1].reshape(b2_shape);
+          grads[0] = reduce_to(matmul(g2, b2.transpose(-1, -2)), a2_shape, a_shape);
+        }
+        if (ctx.needs(1)) {
+          Tensor a2 = ctx.saved[0].reshape(a2_shape);
+          if (b2_shape.size() == 2 && a2_shape.size() > 2) {
+            // One B shared by every batch: fold the batch into the GEMM's k.
+            const int64_t rows = shape_numel(Shape(a2_shape.begin(), a2_shape.end() - 1));
+            grads[1] = matmul(a2.reshape({rows, k}).t(), g2.reshape({rows, n})).reshape(b_shape);
+          } else {
+            grads[1] = reduce_to(matmul(a2.transpose(-1, -2), g2), b2_shape, b_shape);
+          }
+        }
+        return grads;
+      });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_pair("linear", "input", x, "weight", weight);
+  ZAE_CHECK(x.dim() >= 1, "linear: input must have at least 1 dimension, got shape ", shape_str(x.shape()));
+  ZAE_CHECK(weight.dim() == 2, "linear: weight must be 2-D (out_features, in_features), got shape ",
+            shape_str(weight.shape()));
+  const int64_t out_f = weight.size(0), in_f = weight.size(1);
+  ZAE_CHECK(x.size(-1) == in_f, "linear: input shape ", shape_str(x.shape()), " and weight shape ",
+            shape_str(weight.shape()), " do not match (in_features ", x.size(-1), " != ", in_f, ")");
+  if (bias.defined()) {
+    check_pair("linear", "input", x, "bias", bias);
+    ZAE_CHECK(bias.dim() == 1 && bias.size(0) == out_f, "linear: bias must have shape [", out_f,
+              "] (out_features of weight ", shape_str(weight.shape()), "), got ", shape_str(bias.shape()));
+  }
+  // W^T as a transposed view: GEMM reads it with the trans flag, no copy.
+  Tensor wt = raw_view(weight, {in_f, out_f}, {weight.stride(1), weight.stride(0)});
+  Tensor y = matmul_forward("linear", x, wt, bias);
+
+  // x is saved only when weight needs a gradient, weight only when x does.
+  const Shape x_shape = x.shape();
+  const bool x_grad = x.requires_grad(), w_grad = weight.requires_grad();
+  autograd::record(
+      "LinearBackward", {x, weight, bias}, y, {w_grad ? x : Tensor(), x_grad ? weight : Tensor()},
+      [x_shape, out_f, in_f](const Tensor& g, const autograd::BackwardContext& ctx) {
+        const int64_t rows = shape_numel(Shape(x_shape.begin(), x_shape.end() - 1));
+        Tensor g2 = g.reshape({rows, out_f});  // (M, out)
+        std::vector<Tensor> grads(3);
+        if (ctx.needs(0)) grads[0] = matmul(g2, ctx.saved[1]).reshape(x_shape);              // (M, in)
+        if (ctx.needs(1)) grads[1] = matmul(g2.t(), ctx.saved[0].reshape({rows, in_f}));  // (out, in)
+        if (ctx.needs(2)) {
+          // Column sums of g as a GEMV: ones (M) @ g (M, out).
+          Tensor ones_m = ones({rows}, {.dtype = g2.dtype(), .device = g2.device()});
+          grads[2] = matmul(ones_m, g2);  // (out)
+        }
+        return grads;
+      });
+  return y;
+}
+
+}  // namespace zae
