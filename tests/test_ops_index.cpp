@@ -15,20 +15,13 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/index.h"
 #include "engine/ops/shape.h"
+#include "tests/support/test_util.h"
 
 namespace {
 
-using namespace zae;
+using zae::test::expect_throws_with;
 
-// Runs fn, expects a zae::Error whose message contains every part.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a zae::Error containing '" << (parts.empty() ? "" : parts[0]) << "'";
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(e.message().find(p), std::string::npos) << "message: " << e.message();
-  }
-}
+using namespace zae;
 
 Shape unravel(int64_t i, const Shape& shape) {
   Shape idx(shape.size());
@@ -144,12 +137,12 @@ TEST(Gather, BackwardScattersWithDuplicates) {
 
 TEST(Gather, Errors) {
   Tensor x = randn_f64({3, 4}, 5);
-  expect_error([&] { gather(x, 1, index_tensor({0, 4}, {1, 2})); }, {"gather", "index 4", "dim 1", "size 4"});
-  expect_error([&] { gather(x, 0, index_tensor({-1}, {1, 1})); }, {"gather", "index -1", "dim 0", "size 3"});
-  expect_error([&] { gather(x, 1, index_tensor({0, 1}, {2})); }, {"gather", "[2]", "[3, 4]"});
-  expect_error([&] { gather(x, 1, index_tensor({0, 0, 0, 0, 0}, {5, 1})); }, {"gather", "[5, 1]", "dim 0"});
-  expect_error([&] { gather(x, 1, tensor({0.0, 1.0}, {1, 2})); }, {"gather", "float32", "int64"});
-  expect_error([&] { gather(x, 2, index_tensor({0}, {1, 1})); }, {"gather", "dim 2"});
+  expect_throws_with([&] { gather(x, 1, index_tensor({0, 4}, {1, 2})); }, {"gather", "index 4", "dim 1", "size 4"});
+  expect_throws_with([&] { gather(x, 0, index_tensor({-1}, {1, 1})); }, {"gather", "index -1", "dim 0", "size 3"});
+  expect_throws_with([&] { gather(x, 1, index_tensor({0, 1}, {2})); }, {"gather", "[2]", "[3, 4]"});
+  expect_throws_with([&] { gather(x, 1, index_tensor({0, 0, 0, 0, 0}, {5, 1})); }, {"gather", "[5, 1]", "dim 0"});
+  expect_throws_with([&] { gather(x, 1, tensor({0.0, 1.0}, {1, 2})); }, {"gather", "float32", "int64"});
+  expect_throws_with([&] { gather(x, 2, index_tensor({0}, {1, 1})); }, {"gather", "dim 2"});
 }
 
 TEST(Gather, LargeIndexReportsFirstBadPosition) {
@@ -159,7 +152,7 @@ TEST(Gather, LargeIndexReportsFirstBadPosition) {
   iv[150000] = -3;
   iv[70001] = 9;
   Tensor x = randn_f64({4}, 50);
-  expect_error([&] { gather(x, 0, index_tensor(iv, {n})); }, {"gather", "index 9", "position 70001", "size 4"});
+  expect_throws_with([&] { gather(x, 0, index_tensor(iv, {n})); }, {"gather", "index 9", "position 70001", "size 4"});
 }
 
 // ------------------------------------------------------------------ index_select
@@ -215,10 +208,10 @@ TEST(IndexSelect, BackwardAccumulatesDuplicates) {
 
 TEST(IndexSelect, Errors) {
   Tensor x = randn_f64({3, 4}, 10);
-  expect_error([&] { index_select(x, 1, index_tensor({1, 4}, {2})); }, {"index_select", "index 4", "dim 1", "size 4"});
-  expect_error([&] { index_select(x, 0, index_tensor({0, 1}, {1, 2})); }, {"index_select", "1-D", "[1, 2]"});
-  expect_error([&] { index_select(scalar_tensor(1.0), 0, index_tensor({0}, {1})); }, {"index_select", "[]"});
-  expect_error([&] { index_select(x, 0, tensor({0.0}, {1})); }, {"index_select", "float32"});
+  expect_throws_with([&] { index_select(x, 1, index_tensor({1, 4}, {2})); }, {"index_select", "index 4", "dim 1", "size 4"});
+  expect_throws_with([&] { index_select(x, 0, index_tensor({0, 1}, {1, 2})); }, {"index_select", "1-D", "[1, 2]"});
+  expect_throws_with([&] { index_select(scalar_tensor(1.0), 0, index_tensor({0}, {1})); }, {"index_select", "[]"});
+  expect_throws_with([&] { index_select(x, 0, tensor({0.0}, {1})); }, {"index_select", "float32"});
 }
 
 // ------------------------------------------------------------------ scatter_add
@@ -280,22 +273,22 @@ TEST(ScatterAdd, DeterministicFloat32Accumulation) {
 TEST(ScatterAdd, Errors) {
   Tensor x = randn_f64({3, 4}, 18);
   Tensor src = randn_f64({3, 4}, 19);
-  expect_error(
+  expect_throws_with(
       [&] {
         scatter_add(x, 1, index_tensor({0, 9}, {1, 2}), src);
       },
       {"scatter_add", "index 9", "dim 1", "size 4"});
-  expect_error(
+  expect_throws_with(
       [&] {
         scatter_add(x, 1, index_tensor({0}, {1, 1}), src.to(DType::float32));
       },
       {"scatter_add", "float32", "float64"});
-  expect_error(
+  expect_throws_with(
       [&] {
         scatter_add(x, 1, index_tensor({0, 0, 0, 0, 0}, {1, 5}), src);
       },
       {"scatter_add", "[1, 5]", "[3, 4]"});
-  expect_error([&] { scatter_add(x, 0, index_tensor({0, 0}, {2}), src); }, {"scatter_add", "same number of dims"});
+  expect_throws_with([&] { scatter_add(x, 0, index_tensor({0, 0}, {2}), src); }, {"scatter_add", "same number of dims"});
 }
 
 // ------------------------------------------------------------------ cat / stack
@@ -358,12 +351,12 @@ TEST(Split, GradientsOfAllPiecesReassembleTheInput) {
 
 TEST(Cat, Errors) {
   Tensor a = randn_f64({2, 3}, 27);
-  expect_error([&] { cat({a, randn_f64({2, 3, 1}, 28)}, 0); }, {"cat", "tensor 1", "[2, 3, 1]", "[2, 3]"});
-  expect_error([&] { cat({a, a, randn_f64({3, 3}, 29)}, 1); }, {"cat", "tensor 2", "[3, 3]", "[2, 3]", "dim 1"});
-  expect_error([&] { cat({a, a.to(DType::float32)}, 0); }, {"cat", "tensor 1", "float32", "float64"});
-  expect_error([&] { cat({}, 0); }, {"cat", "non-empty"});
-  expect_error([&] { cat({scalar_tensor(1.0)}, 0); }, {"cat", "tensor 0", "zero-dimensional"});
-  expect_error([&] { cat({a, a}, 2); }, {"cat", "dim 2"});
+  expect_throws_with([&] { cat({a, randn_f64({2, 3, 1}, 28)}, 0); }, {"cat", "tensor 1", "[2, 3, 1]", "[2, 3]"});
+  expect_throws_with([&] { cat({a, a, randn_f64({3, 3}, 29)}, 1); }, {"cat", "tensor 2", "[3, 3]", "[2, 3]", "dim 1"});
+  expect_throws_with([&] { cat({a, a.to(DType::float32)}, 0); }, {"cat", "tensor 1", "float32", "float64"});
+  expect_throws_with([&] { cat({}, 0); }, {"cat", "non-empty"});
+  expect_throws_with([&] { cat({scalar_tensor(1.0)}, 0); }, {"cat", "tensor 0", "zero-dimensional"});
+  expect_throws_with([&] { cat({a, a}, 2); }, {"cat", "dim 2"});
 }
 
 TEST(Stack, ValuesAndBackward) {
@@ -397,9 +390,9 @@ TEST(Stack, ValuesAndBackward) {
 
 TEST(Stack, Errors) {
   Tensor a = randn_f64({2, 3}, 33);
-  expect_error([&] { stack({a, randn_f64({3, 2}, 34)}, 0); }, {"stack", "tensor 1", "[3, 2]", "[2, 3]"});
-  expect_error([&] { stack({a}, 3); }, {"stack", "dim 3"});
-  expect_error([&] { stack({}, 0); }, {"stack", "non-empty"});
+  expect_throws_with([&] { stack({a, randn_f64({3, 2}, 34)}, 0); }, {"stack", "tensor 1", "[3, 2]", "[2, 3]"});
+  expect_throws_with([&] { stack({a}, 3); }, {"stack", "dim 3"});
+  expect_throws_with([&] { stack({}, 0); }, {"stack", "non-empty"});
 }
 
 // ------------------------------------------------------------------ split / chunk
@@ -454,12 +447,12 @@ TEST(Chunk, TorchPieceCounts) {
 
 TEST(Split, Errors) {
   Tensor x = randn_f64({5, 2}, 42);
-  expect_error([&] { split(x, std::vector<int64_t>{2, 2}); }, {"split", "[2, 2]", "sum to 4", "size 5"});
-  expect_error([&] { split(x, std::vector<int64_t>{6, -1}); }, {"split", "negative size -1"});
-  expect_error([&] { split(x, 0); }, {"split", "split_size", "size 5"});
-  expect_error([&] { split(x, -2); }, {"split", "-2"});
-  expect_error([&] { split(x, 1, 2); }, {"split", "dim 2"});
-  expect_error([&] { chunk(x, 0); }, {"chunk", "chunks", "0"});
+  expect_throws_with([&] { split(x, std::vector<int64_t>{2, 2}); }, {"split", "[2, 2]", "sum to 4", "size 5"});
+  expect_throws_with([&] { split(x, std::vector<int64_t>{6, -1}); }, {"split", "negative size -1"});
+  expect_throws_with([&] { split(x, 0); }, {"split", "split_size", "size 5"});
+  expect_throws_with([&] { split(x, -2); }, {"split", "-2"});
+  expect_throws_with([&] { split(x, 1, 2); }, {"split", "dim 2"});
+  expect_throws_with([&] { chunk(x, 0); }, {"chunk", "chunks", "0"});
 }
 
 }  // namespace
