@@ -1,6 +1,7 @@
 // zae-train: the command-line entry point of zae-engine's training jobs.
-// Subcommands: `demo` (a 2-layer MLP trained with hand-written SGD on the autograd
-// core). Later issues add fashion-mnist and gpt2.
+// Subcommands: `fashion-mnist` (the main job: an MLP or CNN trained with the
+// Trainer) and `demo` (a 2-layer MLP trained with hand-written SGD on the autograd
+// core).
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "apps/demo/mlp_demo.h"
+#include "apps/fashion_mnist/fashion_mnist_job.h"
 
 namespace {
 
@@ -15,8 +17,43 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: zae-train <subcommand> [options]\n"
                "subcommands:\n"
+               "  fashion-mnist  train on Fashion-MNIST (Debian package dataset-fashion-mnist) and report test accuracy\n"
+               "          --model mlp|cnn (mlp)  --epochs N (10)  --batch-size N (128)  --lr X (1e-3)\n"
+               "          --device auto|cpu|cuda[:i] (auto)  --seed N (0)  --workers N (0)  --no-bar\n"
+               "          --limit-train N  --limit-test N (use the first N images; 0 = all)  --save-dir DIR\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
                "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n");
+}
+
+int run_fashion_mnist(int argc, char** argv) {
+  zae::apps::FashionMnistOptions opts;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("option " + a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--model") opts.model = value();
+    else if (a == "--epochs") opts.epochs = std::stoll(value());
+    else if (a == "--batch-size") opts.batch_size = std::stoll(value());
+    else if (a == "--lr") opts.lr = std::stod(value());
+    else if (a == "--device") opts.device = value();
+    else if (a == "--seed") opts.seed = std::stoull(value());
+    else if (a == "--workers") opts.num_workers = std::stoi(value());
+    else if (a == "--limit-train") opts.limit_train = std::stoll(value());
+    else if (a == "--limit-test") opts.limit_test = std::stoll(value());
+    else if (a == "--data") opts.data_root = value();
+    else if (a == "--save-dir") opts.save_dir = value();
+    else if (a == "--no-bar") opts.log_bar = false;
+    else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      throw std::runtime_error("unknown option '" + a + "' for fashion-mnist");
+    }
+  }
+  zae::apps::run_fashion_mnist(opts);
+  return 0;
 }
 
 int run_demo(int argc, char** argv) {
@@ -57,6 +94,7 @@ int main(int argc, char** argv) {
   }
   try {
     std::string cmd = argv[1];
+    if (cmd == "fashion-mnist") return run_fashion_mnist(argc - 2, argv + 2);
     if (cmd == "demo") return run_demo(argc - 2, argv + 2);
     std::fprintf(stderr, "zae-train: unknown subcommand '%s'\n", cmd.c_str());
     usage(stderr);

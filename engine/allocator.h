@@ -1,9 +1,16 @@
 // Allocator interface: every byte of tensor storage comes through one of these.
 // CPU memory is 64-byte aligned (cache line, AVX-512 vector). The CUDA allocator
 // (engine/cuda/) serves Device::cuda(i). Allocators outlive every allocation.
+// The CPU allocator caches freed blocks of at least kCpuCacheMinBytes and hands them
+// out again (a training step frees and re-allocates the same large activations every
+// step; glibc unmaps them on free, and touching fresh pages costs a page fault each).
+// The cache is thread-safe and bounded: at most ZAE_CPU_CACHE_MB MiB (environment,
+// read once; default 1024; 0 turns caching off) of free blocks are held; a block is
+// reused for a request of at least 3/4 of its size. Cached memory is not zeroed.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "engine/device.h"
@@ -21,6 +28,22 @@ class Allocator {
 };
 
 inline constexpr size_t kCpuAlignment = 64;
+
+inline constexpr size_t kCpuCacheMinBytes = size_t{1} << 20;
+
+/// Counters of the CPU allocator's block cache (blocks >= kCpuCacheMinBytes only).
+struct CpuCacheStats {
+  size_t cached_bytes = 0;  ///< bytes held in free cached blocks now
+  size_t cached_blocks = 0;
+  size_t limit_bytes = 0;  ///< bound on cached_bytes
+  uint64_t hits = 0;       ///< large allocations served from the cache
+  uint64_t misses = 0;     ///< large allocations that went to the system
+};
+CpuCacheStats cpu_cache_stats();
+/// Returns every cached free block to the system (live allocations are unaffected).
+void cpu_empty_cache();
+/// Sets the bound on cached free bytes (0 disables caching); frees the cache if it is over.
+void cpu_set_cache_limit(size_t bytes);
 
 /// The process-wide allocator for a device (the CUDA one fails clearly where CUDA is absent).
 Allocator& allocator_for(Device d);

@@ -22,4 +22,8 @@ std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_st
 
 std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.str(); }
 
+namespace cuda {
+bool ops_available() { return false; }
+}  // namespace cuda
+
 }  // namespace zae

@@ -34,6 +34,10 @@ bool compiled();
 int device_count();
 /// compiled() && device_count() > 0.
 bool is_available();
+/// Whether the ops have CUDA kernels in this build. Tensors and copies work on CUDA
+/// already; the op kernels arrive with the CUDA backend, and until then this is false
+/// so that "auto" device choices stay on the CPU.
+bool ops_available();
 /// Blocks until all work on the current device has finished.
 void synchronize();
 }  // namespace cuda

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "engine/allocator.h"
 
@@ -16,6 +17,9 @@ class StorageImpl {
  public:
   StorageImpl(size_t nbytes, Device device)
       : data_(allocator_for(device).allocate(nbytes)), nbytes_(nbytes), device_(device) {}
+  /// Adopts memory allocated elsewhere (e.g. page-locked host memory, io/pinned_memory.h);
+  /// `data` must hold at least `nbytes` bytes usable on `device`.
+  StorageImpl(DataPtr data, size_t nbytes, Device device) : data_(std::move(data)), nbytes_(nbytes), device_(device) {}
   StorageImpl(const StorageImpl&) = delete;
   StorageImpl& operator=(const StorageImpl&) = delete;
 

@@ -96,6 +96,7 @@ int64_t Tensor::size(int64_t d) const { return shape()[static_cast<size_t>(wrap_
 int64_t Tensor::stride(int64_t d) const { return strides()[static_cast<size_t>(wrap_dim(d, "stride"))]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to place (as PyTorch); empty() of [3, 0, 2] is contiguous
   int64_t expect = 1;
   for (size_t i = shape().size(); i-- > 0;) {
     if (shape()[i] == 1) continue;

@@ -24,7 +24,7 @@ void Module::check_new_name(const std::string& name, const char* what) const {
             "' is already registered");
 }
 
-Tensor& Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
+Tensor Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
   check_new_name(name, "parameter");
   if (t.defined()) {
     ZAE_CHECK(t.is_leaf(), type_name_, ": parameter '", name, "' must be a leaf tensor (detach() it first)");
@@ -34,7 +34,7 @@ Tensor& Module::register_parameter(const std::string& name, Tensor t, bool requi
   return parameters_.back().tensor;
 }
 
-Tensor& Module::register_buffer(const std::string& name, Tensor t, bool persistent) {
+Tensor Module::register_buffer(const std::string& name, Tensor t, bool persistent) {
   check_new_name(name, "buffer");
   buffers_.push_back(Slot{name, std::move(t), persistent});
   return buffers_.back().tensor;
@@ -105,16 +105,17 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
   // The root is not owned by a shared_ptr we can see: alias it without ownership.
   out.emplace_back("", std::shared_ptr<Module>(std::shared_ptr<Module>(), this));
-  size_t next = 0;  // breadth-first over (dotted prefix, module)
-  std::vector<std::pair<std::string, Module*>> order = {{"", this}};
-  while (next < order.size()) {
-    auto [prefix, m] = order[next++];
-    for (const auto& [name, child] : m->children_) {
+  // Depth-first pre-order, as PyTorch; a module reachable twice is listed once.
+  std::unordered_set<const Module*> seen = {this};
+  auto visit = [&](auto&& self, const std::string& prefix, const Module& m) -> void {
+    for (const auto& [name, child] : m.children_) {
+      if (!seen.insert(child.get()).second) continue;
       std::string full = prefix.empty() ? name : prefix + "." + name;
       out.emplace_back(full, child);
-      order.emplace_back(full, child.get());
+      self(self, full, *child);
     }
-  }
+  };
+  visit(visit, "", *this);
   return out;
 }
 
@@ -169,10 +170,16 @@ void Module::zero_grad(bool set_to_none) {
   }
 }
 
+void Module::collect_state(const std::string& prefix, StateDict& out) const {
+  // Per module: its parameters, then its persistent buffers, then its children (PyTorch's order).
+  collect(prefix, true, false, false, out);
+  collect(prefix, false, false, true, out);
+  for (const auto& [name, child] : children_) child->collect_state(prefix + name + ".", out);
+}
+
 StateDict Module::state_dict() const {
   StateDict out;
-  collect("", true, true, false, out);
-  collect("", false, true, true, out);
+  collect_state("", out);
   return out;
 }
 

@@ -17,7 +17,8 @@
 
 namespace zae::nn {
 
-/// An ordered list of (dotted name, tensor) pairs: parameters first, then buffers.
+/// An ordered list of (dotted name, tensor) pairs: depth first, each module's parameters,
+/// then its persistent buffers, then its children (PyTorch's state_dict order).
 using StateDict = std::vector<std::pair<std::string, Tensor>>;
 
 /// What load_state_dict found (non-strict loads report instead of failing).
@@ -42,7 +43,8 @@ class Module {
   std::vector<Tensor> parameters(bool recurse = true) const;
   std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
   std::vector<Tensor> buffers(bool recurse = true) const;
-  /// This module ("") and every descendant, with dotted names.
+  /// This module ("") and every descendant, with dotted names, depth-first pre-order (a
+  /// module reachable twice is listed once).
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   /// The direct child registered under `name` (error if absent).
@@ -76,11 +78,13 @@ class Module {
   virtual std::string extra_repr() const { return ""; }
 
  protected:
-  /// Registers a parameter; returns the stored handle (sets requires_grad unless a
-  /// non-floating tensor or requires_grad=false). An undefined tensor registers "None".
-  Tensor& register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
+  /// Registers a parameter; returns a copy of the stored handle (same tensor) to keep in a
+  /// member (sets requires_grad unless a non-floating tensor or requires_grad=false). An
+  /// undefined tensor registers "None".
+  Tensor register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
   /// Registers a buffer (e.g. running statistics); persistent buffers go in state_dict.
-  Tensor& register_buffer(const std::string& name, Tensor t, bool persistent = true);
+  /// Returns a copy of the stored handle.
+  Tensor register_buffer(const std::string& name, Tensor t, bool persistent = true);
   /// Registers a child module and returns it.
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
@@ -100,6 +104,7 @@ class Module {
   void check_new_name(const std::string& name, const char* what) const;
   void collect(const std::string& prefix, bool params, bool recurse, bool persistent_only,
                std::vector<std::pair<std::string, Tensor>>& out) const;
+  void collect_state(const std::string& prefix, StateDict& out) const;
   void print(std::string& out, int indent) const;
 
   std::string type_name_;

@@ -20,12 +20,16 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <Eigen/Core>
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #if defined(ZAE_WITH_OPENBLAS) && ZAE_WITH_OPENBLAS
 #include <cblas.h>
 #define ZAE_GEMM_OPENBLAS 1
@@ -156,6 +160,64 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doub
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
               static_cast<blasint>(ldc));
 }
+
+// One thread pool, not two: a pthread OpenBLAS keeps its own workers, and OpenMP's
+// workers spin for a while after every parallel region of the elementwise kernels; on
+// a 2-core machine the two pools take each other's cores (MLP training step: 29 ms with
+// one thread, 105-135 ms with OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 under load). So
+// when OpenMP has several threads, a large GEMM is split into row (or column) blocks,
+// one per OpenMP thread, each a single-threaded OpenBLAS call; OpenBLAS's thread count
+// is held at 1 for that span and restored after. With one OpenMP thread, or inside a
+// parallel region, OpenBLAS runs as configured.
+class SingleThreadedOpenBlas {
+ public:
+  SingleThreadedOpenBlas() {
+    if (openblas_get_parallel() == OPENBLAS_THREAD) {
+      saved_ = openblas_get_num_threads();
+      if (saved_ > 1) openblas_set_num_threads(1);
+    }
+  }
+  ~SingleThreadedOpenBlas() {
+    if (saved_ > 1) openblas_set_num_threads(saved_);
+  }
+  SingleThreadedOpenBlas(const SingleThreadedOpenBlas&) = delete;
+  SingleThreadedOpenBlas& operator=(const SingleThreadedOpenBlas&) = delete;
+
+ private:
+  int saved_ = 1;
+};
+
+// Below this many flops (2 m n k) a GEMM stays on one call: forking costs ~10 us.
+constexpr double kSplitGemmFlops = double(1 << 22);
+
+template <class T>
+void blas_gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                     int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+#ifdef _OPENMP
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool by_rows = m >= n;
+  const int64_t extent = by_rows ? m : n;
+  const int64_t parts = std::min<int64_t>(threads, extent / 32);  // blocks of >= 32 rows / columns
+  if (parts > 1 && 2.0 * double(m) * double(n) * double(k) >= kSplitGemmFlops) {
+    SingleThreadedOpenBlas single;
+#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static, 1)
+    for (int64_t p = 0; p < parts; ++p) {
+      // Block [lo, hi) of the split dim, boundaries on multiples of 16.
+      const int64_t lo = p == 0 ? 0 : extent * p / parts / 16 * 16;
+      const int64_t hi = p == parts - 1 ? extent : extent * (p + 1) / parts / 16 * 16;
+      if (by_rows) {  // rows of op(A) and C
+        blas_gemm(trans_a, trans_b, hi - lo, n, k, alpha, a + (trans_a ? lo : lo * lda), lda, b, ldb, beta,
+                  c + lo * ldc, ldc);
+      } else {  // columns of op(B) and C
+        blas_gemm(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b + (trans_b ? lo * ldb : lo), ldb, beta, c + lo,
+                  ldc);
+      }
+    }
+    return;
+  }
+#endif
+  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 #endif
 
 // ---------------------------------------------------------------------------------
@@ -177,8 +239,8 @@ void gemm_native(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
   // OpenBLAS zero-fills C for beta == 0 (never multiplies it), so NaN in C stays out.
   if (fits_blasint(m, n, k, lda, ldb, ldc)) {
     for (int64_t i = 0; i < batch; ++i) {
-      blas_gemm(trans_a, trans_b, m, n, k, T(alpha), a + i * stride_a, lda, b + i * stride_b, ldb,
-                T(beta), c + i * stride_c, ldc);
+      blas_gemm_split(trans_a, trans_b, m, n, k, T(alpha), a + i * stride_a, lda, b + i * stride_b, ldb,
+                      T(beta), c + i * stride_c, ldc);
     }
     return;
   }

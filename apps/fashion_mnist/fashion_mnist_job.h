@@ -1,0 +1,42 @@
+// `zae-train fashion-mnist`: trains an MLP or a two-conv CNN on Fashion-MNIST with
+// the Trainer and reports the test accuracy. Shared by the CLI and its tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/device.h"
+#include "nn/container.h"
+
+namespace zae::apps {
+
+struct FashionMnistOptions {
+  std::string model = "mlp";  ///< mlp | cnn
+  int64_t epochs = 10;
+  int64_t batch_size = 128;
+  double lr = 1e-3;           ///< AdamW
+  double weight_decay = 1e-4;
+  std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
+  uint64_t seed = 0;
+  std::string data_root = "/usr/share/datasets/fashion-mnist";
+  int64_t limit_train = 0;    ///< > 0: use only the first N training images (smoke tests)
+  int64_t limit_test = 0;
+  int num_workers = 0;
+  bool log_bar = true;
+  std::string save_dir;       ///< used by the state manager once it lands
+};
+
+struct FashionMnistResult {
+  double test_accuracy = 0;   ///< fraction in [0, 1]
+  double final_train_loss = 0;
+  double seconds_per_epoch = 0;
+};
+
+/// "mlp": 784-512-256-10 with ReLU; "cnn": conv32-pool-conv64-pool-fc128-fc10.
+std::shared_ptr<nn::Sequential> make_fashion_model(const std::string& name);
+/// Resolves "auto" (CUDA when a device is present and the ops have CUDA kernels, else CPU) and parses the rest.
+Device resolve_device(const std::string& text);
+FashionMnistResult run_fashion_mnist(const FashionMnistOptions& options);
+
+}  // namespace zae::apps

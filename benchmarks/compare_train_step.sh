@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# compare_train_step.sh: the CPU training step of zae beside PyTorch, in one run.
+#
+# Times one training step (zero_grad + forward + cross_entropy + backward + AdamW step,
+# float32, batch 256) of the MLP 784-1024-1024-10 and of the CNN conv32-conv64-fc128
+# (28x28) with zae (benchmarks/bench_cpu_train_step.cpp) and with Debian's PyTorch 1.13
+# (benchmarks/torch_train_step.py, /usr/bin/python3), both on the same number of
+# threads, back to back per model (zae, torch, zae, torch, ... for --rounds rounds), so
+# that both see the same machine state. Each side reports the median ms/step of its
+# repetitions; the table shows the median over the rounds and the ratio torch / zae
+# (> 1: zae is faster). The load average is printed before and after, since other work
+# on the machine skews both sides.
+#
+# Usage: benchmarks/compare_train_step.sh [--build-dir DIR] [--threads N] [--rounds R]
+#                                          [--repetitions K] [--no-build]
+#   --build-dir DIR  zae build directory (default: build-bench; configured with
+#                    -DZAE_BUILD_BENCHMARKS=ON -DCMAKE_BUILD_TYPE=Release when missing)
+#   --threads N      threads for both (OMP_NUM_THREADS / torch.set_num_threads; default 2)
+#   --rounds R       zae/torch alternations per model (default 3)
+#   --repetitions K  timed repetitions per side per round (default 5)
+#   --no-build       do not (re)build bench_cpu_train_step
+# Exit status 0 when both sides ran and validated; non-zero otherwise.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/build-bench"
+threads=2
+rounds=3
+reps=5
+do_build=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build-dir) build="$(realpath -m "$2")"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --repetitions) reps="$2"; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare_train_step.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+py=/usr/bin/python3
+if ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "compare_train_step.sh: $py cannot import torch (install Debian's python3-torch)" >&2
+  exit 1
+fi
+
+bench="$build/benchmarks/bench_cpu_train_step"
+if [[ $do_build -eq 1 ]]; then
+  if [[ ! -f "$build/CMakeCache.txt" ]]; then
+    cmake -S "$root" -B "$build" -G Ninja -DZAE_CUDA=OFF -DZAE_BUILD_BENCHMARKS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  cmake --build "$build" --target bench_cpu_train_step >/dev/null
+fi
+[[ -x "$bench" ]] || { echo "compare_train_step.sh: $bench not found (build it or drop --no-build)" >&2; exit 1; }
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# zae_ms MODEL: median real ms/step over $reps repetitions.
+zae_ms() {
+  local filter="BM_train_step_$1"
+  OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$bench" --benchmark_filter="^${filter}/" \
+    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true --benchmark_format=csv \
+    >"$tmp/zae.csv" 2>"$tmp/zae.err" || { cat "$tmp/zae.err" >&2; return 1; }
+  # name,iterations,real_time,cpu_time,time_unit,...; the median row, ms
+  awk -F, '/_median"?,/ { print $3 }' "$tmp/zae.csv"
+}
+
+# torch_ms MODEL: median ms/step over $reps repetitions.
+torch_ms() {
+  OMP_NUM_THREADS="$threads" "$py" "$root/benchmarks/torch_train_step.py" --threads "$threads" \
+    --repetitions "$reps" "$1" >"$tmp/torch.out" 2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; return 1; }
+  awk -v m="$1" '$1 == "torch" && $2 == m { print $3 }' "$tmp/torch.out"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "CPU training step, float32, batch 256, AdamW; $threads threads; $rounds rounds x $reps repetitions"
+echo "torch: $("$py" -c 'import torch; print(torch.__version__)'); zae: $bench"
+echo "load average before: $(load)"
+declare -A zae_med torch_med
+for model in mlp cnn; do
+  : >"$tmp/z_$model"
+  : >"$tmp/t_$model"
+  for ((r = 1; r <= rounds; r++)); do
+    z="$(zae_ms "$model")"
+    t="$(torch_ms "$model")"
+    [[ -n "$z" && -n "$t" ]] || { echo "compare_train_step.sh: no timing for $model" >&2; exit 1; }
+    echo "  round $r $model: zae $z ms, torch $t ms (load $(load))"
+    echo "$z" >>"$tmp/z_$model"
+    echo "$t" >>"$tmp/t_$model"
+  done
+  zae_med[$model]="$(median <"$tmp/z_$model")"
+  torch_med[$model]="$(median <"$tmp/t_$model")"
+done
+echo "load average after: $(load)"
+echo
+printf '| %-5s | %14s | %16s | %20s | %18s |\n' model "zae ms/step" "torch ms/step" "ratio torch / zae" "zae samples/s"
+printf '|-------|----------------|------------------|----------------------|--------------------|\n'
+for model in mlp cnn; do
+  z="${zae_med[$model]}" t="${torch_med[$model]}"
+  printf '| %-5s | %14.2f | %16.2f | %20.2f | %18.0f |\n' "$model" "$z" "$t" \
+    "$(awk -v a="$t" -v b="$z" 'BEGIN { print a / b }')" "$(awk -v b="$z" 'BEGIN { print 256 * 1000 / b }')"
+done

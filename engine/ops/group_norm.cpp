@@ -1,0 +1,102 @@
+// group_norm: one fused forward kernel, one graph node (inputs x, weight, bias) whose
+// backward is one fused kernel (kernels/cpu/group_norm.h).
+// Invariants: x is (N, C, *) with at least 2 dims, viewed as dense (N, C, S); C is a
+// multiple of num_groups >= 1; weight and bias, when given, are (C) in x's dtype and
+// on its device. The node saves x, weight and the per-group mean and rstd (N, G) in
+// acc_t (float32 for 16-bit x).
+#include "engine/ops/group_norm.h"
+
+#include "engine/autograd/node.h"
+#include "engine/ops/copy.h"
+#include "kernels/cpu/group_norm.h"
+
+namespace zae {
+
+namespace {
+
+Tensor dense(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  copy_into(out, t);
+  return out;
+}
+
+DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
+
+void check_affine(const char* what, const Tensor& p, const Tensor& x) {
+  if (!p.defined()) return;
+  const int64_t C = x.shape()[1];
+  ZAE_CHECK(p.dim() == 1 && p.shape()[0] == C, "group_norm: ", what, " has shape ", shape_str(p.shape()),
+            " but the input of shape ", shape_str(x.shape()), " has ", C, " channels (expected shape [", C, "])");
+  ZAE_CHECK(p.dtype() == x.dtype(), "group_norm: ", what, " has dtype ", p.dtype(), " but the input has dtype ",
+            x.dtype());
+  ZAE_CHECK(p.device() == x.device(), "group_norm: ", what, " is on ", p.device(), " but the input is on ", x.device());
+}
+
+// Gradients (dx, dweight, dbias) of group_norm; entries not requested stay undefined.
+std::vector<Tensor> group_norm_backward_impl(const Tensor& g_in, const Tensor& x, const Tensor& weight,
+                                             const Tensor& mean, const Tensor& rstd, int64_t groups, bool has_bias,
+                                             const autograd::BackwardContext& ctx) {
+  ZAE_CHECK(g_in.shape() == x.shape(), "group_norm backward: gradient shape ", shape_str(g_in.shape()),
+            " does not match the input shape ", shape_str(x.shape()));
+  ZAE_CHECK(x.device().is_cpu(), "group_norm backward: not implemented for device ", x.device(), " (dtype ", x.dtype(),
+            ") in this build");
+  const int64_t N = x.shape()[0], C = x.shape()[1], S = N > 0 && C > 0 ? x.numel() / (N * C) : 0;
+  Tensor g = dense(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
+  std::vector<Tensor> grads(3);
+  TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
+  if (ctx.needs(0)) grads[0] = Tensor::empty(x.shape(), opts);
+  if (ctx.needs(1) && weight.defined()) grads[1] = Tensor::empty({C}, opts);
+  if (ctx.needs(2) && has_bias) grads[2] = Tensor::empty({C}, opts);
+  dispatch_floating(x.dtype(), "group_norm backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using Acc = acc_t<T>;
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::group_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
+                                         ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), N, C, S, groups);
+  });
+  return grads;
+}
+
+}  // namespace
+
+Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_in, const Tensor& bias_in, double eps) {
+  ZAE_CHECK(x_in.defined(), "group_norm: undefined input tensor");
+  ZAE_CHECK(x_in.dim() >= 2, "group_norm: expected an input of shape (N, C, *) with at least 2 dims, got ",
+            shape_str(x_in.shape()));
+  ZAE_CHECK(is_floating(x_in.dtype()), "group_norm: input dtype ", x_in.dtype(),
+            " is not supported (expected a floating dtype)");
+  const int64_t N = x_in.shape()[0], C = x_in.shape()[1];
+  ZAE_CHECK(num_groups >= 1, "group_norm: num_groups must be positive, got ", num_groups);
+  ZAE_CHECK(C % num_groups == 0, "group_norm: the ", C, " channels of the input of shape ", shape_str(x_in.shape()),
+            " cannot be divided into ", num_groups, " groups (num_channels must be divisible by num_groups)");
+  check_affine("weight", weight_in, x_in);
+  check_affine("bias", bias_in, x_in);
+  ZAE_CHECK(eps >= 0.0, "group_norm: eps must be non-negative, got ", eps);
+  ZAE_CHECK(x_in.device().is_cpu(), "group_norm: not implemented for device ", x_in.device(), " (dtype ", x_in.dtype(),
+            ") in this build");
+
+  const int64_t S = N > 0 && C > 0 ? x_in.numel() / (N * C) : 0;
+  Tensor x = dense(x_in), weight = dense(weight_in), bias = dense(bias_in);
+  Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
+  const TensorOptions stats_opts{.dtype = stats_dtype(x.dtype()), .device = x.device()};
+  Tensor mean = Tensor::empty({N, num_groups}, stats_opts);  // (N, G)
+  Tensor rstd = Tensor::empty({N, num_groups}, stats_opts);  // (N, G)
+  dispatch_floating(x.dtype(), "group_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using Acc = acc_t<T>;
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::group_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                        rstd.data<Acc>(), N, C, S, num_groups, eps);
+  });
+
+  const bool has_bias = bias.defined();
+  autograd::record("GroupNormBackward", {x_in, weight_in, bias_in}, y, {x, weight, mean, rstd},
+                   [num_groups, has_bias](const Tensor& g, const autograd::BackwardContext& ctx) {
+                     return group_norm_backward_impl(g, ctx.saved[0], ctx.saved[1], ctx.saved[2], ctx.saved[3],
+                                                     num_groups, has_bias, ctx);
+                   });
+  return y;
+}
+
+}  // namespace zae

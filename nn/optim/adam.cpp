@@ -1,0 +1,95 @@
+// Adam / AdamW: option checks and the step, one kernels::cpu::adam_step call per group
+// and dtype (AdamW passes decoupled_weight_decay).
+#include "nn/optim/adam.h"
+
+#include <utility>
+
+#include "engine/autograd/grad_mode.h"
+#include "kernels/cpu/optim.h"
+
+namespace zae::optim {
+
+namespace {
+
+template <class O>
+Options adam_map(const O& o) {
+  return {{"lr", o.lr},
+          {"beta1", o.beta1},
+          {"beta2", o.beta2},
+          {"eps", o.eps},
+          {"weight_decay", o.weight_decay},
+          {"amsgrad", o.amsgrad ? 1.0 : 0.0},
+          {"maximize", o.maximize ? 1.0 : 0.0}};
+}
+
+}  // namespace
+
+Options AdamOptions::to_map() const { return adam_map(*this); }
+Options AdamWOptions::to_map() const { return adam_map(*this); }
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options)
+    : Adam("Adam", std::vector<ParamGroup>{{std::move(params), {}}}, options.to_map(), false) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : Adam("Adam", std::move(groups), options.to_map(), false) {}
+
+Adam::Adam(std::string name, std::vector<ParamGroup> groups, Options defaults, bool decoupled_weight_decay)
+    : Optimizer(std::move(name), std::move(defaults)), decoupled_weight_decay_(decoupled_weight_decay) {
+  init_groups(std::move(groups));
+}
+
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
+    : Adam("AdamW", std::vector<ParamGroup>{{std::move(params), {}}}, options.to_map(), true) {}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
+    : Adam("AdamW", std::move(groups), options.to_map(), true) {}
+
+void Adam::validate(const Options& o) const {
+  require_non_negative(o, "lr");
+  require_non_negative(o, "eps");
+  require_unit_interval(o, "beta1");
+  require_unit_interval(o, "beta2");
+  require_non_negative(o, "weight_decay");
+  require_bool(o, "amsgrad");
+  require_bool(o, "maximize");
+}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  auto batches = prepare_step();
+  for (size_t g = 0; g < batches.size(); ++g) {
+    const Options& o = groups()[g].options;
+    kernels::cpu::AdamHyper h{.lr = o.at("lr"),
+                              .beta1 = o.at("beta1"),
+                              .beta2 = o.at("beta2"),
+                              .eps = o.at("eps"),
+                              .weight_decay = o.at("weight_decay"),
+                              .amsgrad = o.at("amsgrad") != 0.0,
+                              .maximize = o.at("maximize") != 0.0,
+                              .decoupled_weight_decay = decoupled_weight_decay_};
+    for (const Batch& b : batches[g]) {
+      std::vector<double> steps(b.params.size());
+      for (size_t i = 0; i < b.params.size(); ++i) {
+        auto& st = *b.states[i];
+        steps[i] = increment_step(st);
+        buffer(st, "exp_avg", b.params[i]);
+        buffer(st, "exp_avg_sq", b.params[i]);
+        if (h.amsgrad) buffer(st, "max_exp_avg_sq", b.params[i]);
+      }
+      dispatch_floating(b.dtype, name(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        using S = acc_t<T>;
+        auto params = b.param_ptrs<T>();
+        auto grads = b.grad_ptrs<T>();
+        auto m = b.state_ptrs<S>("exp_avg");
+        auto v = b.state_ptrs<S>("exp_avg_sq");
+        auto vmax = b.state_ptrs<S>("max_exp_avg_sq");
+        kernels::cpu::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
+                                   steps.data(), b.sizes.data());
+      });
+      finish(b);
+    }
+  }
+}
+
+}  // namespace zae::optim

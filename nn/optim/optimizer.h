@@ -1,0 +1,195 @@
+// Optimizer: updates parameters from their .grad() in parameter groups, each with
+// its own options (lr, weight_decay, ...). Options live in a name -> value map per
+// group, as PyTorch's param_groups do, so schedulers, checkpoints and users can read
+// and write them uniformly; each optimizer documents its keys and defaults, and
+// offers a typed options struct (designated initializers) that converts to the map.
+// Per-parameter state (step, moment buffers, ...) is keyed by parameter identity and
+// round-trips through state_dict() / load_state_dict(). step() runs under no-grad and
+// updates all parameters of a group with one multi-tensor kernel call (per dtype).
+//
+// Invariants:
+// - Every group's map holds exactly the optimizer's keys (missing keys take the
+//   defaults; unknown keys and out-of-range values are errors naming the optimizer,
+//   the key and the value), and every value is finite.
+// - Parameters are floating leaf tensors that require grad, each in exactly one group.
+// - A parameter's state holds "step" (a CPU float64 scalar, where the optimizer counts
+//   steps) and buffers of the parameter's shape on its device, in its dtype (float32
+//   for float16 / bfloat16 parameters). Parameters without a gradient are skipped:
+//   neither they nor their state change.
+// - Failed calls (bad options, bad state dicts, bad gradients in step) change nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace zae::optim {
+
+/// One group's options: key -> value (booleans are 0 / 1).
+using Options = std::map<std::string, double>;
+
+/// Parameters that share options. Keys missing from `options` take the optimizer's defaults.
+struct ParamGroup {
+  std::vector<Tensor> params;
+  Options options;
+};
+
+/// The serialisable state: PyTorch's {"state": {index: {...}}, "param_groups": [...]}
+/// with parameters numbered in group order.
+struct OptimizerState {
+  struct Group {
+    Options options;
+    std::vector<int64_t> params;  // indices into the flat parameter order
+  };
+  std::vector<Group> groups;
+  std::map<int64_t, std::map<std::string, Tensor>> state;  // per-parameter buffers (CPU or device)
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update of every parameter that has a gradient.
+  virtual void step() = 0;
+  /// "SGD", "Adam", ...
+  const std::string& name() const { return name_; }
+
+  /// Clears the gradients of all parameters (to none, or to zeros).
+  void zero_grad(bool set_to_none = true);
+
+  size_t num_groups() const { return groups_.size(); }
+  const ParamGroup& group(size_t i) const;
+  /// The optimizer's default options (every key it knows).
+  const Options& defaults() const { return defaults_; }
+  /// Reads / writes one option of a group (error naming the key if it does not exist,
+  /// or the value if it is out of range; nothing changes on error).
+  double option(const std::string& key, size_t group = 0) const;
+  void set_option(const std::string& key, double value, size_t group = 0);
+  double lr(size_t group = 0) const { return option("lr", group); }
+  void set_lr(double lr, size_t group = 0) { set_option("lr", lr, group); }
+  /// All parameters in group order (the numbering state_dict uses).
+  std::vector<Tensor> parameters() const;
+  /// Adds a group; its parameters must not already be in this optimizer.
+  void add_param_group(ParamGroup group);
+
+  /// Options of every group and the state of every parameter that has some, as handles
+  /// to the live buffers (like Module::state_dict): clone them to keep a snapshot.
+  OptimizerState state_dict() const;
+  /// Restores options and per-parameter state (copied; saved indices map to this
+  /// optimizer's parameters by position, as in PyTorch). The group structure (count,
+  /// sizes), every option and each buffer's name and shape must be valid, else a clear
+  /// error and nothing is changed. Parameters absent from `state.state` lose their state.
+  void load_state_dict(const OptimizerState& state);
+
+  /// The state of one parameter of this optimizer (empty until its first step).
+  const std::map<std::string, Tensor>& state(const Tensor& param) const;
+
+ protected:
+  /// `defaults` holds every option key the optimizer knows with its default value.
+  /// Derived constructors validate the defaults and then add their groups with
+  /// add_param_group (validate is virtual, so it cannot run from this constructor).
+  Optimizer(std::string name, Options defaults);
+  /// Adds `groups`; the list must hold at least one parameter.
+  void init_groups(std::vector<ParamGroup> groups);
+
+  /// Rejects option values that are out of range (negative lr, betas outside [0, 1), ...).
+  /// Keys are already known and values finite when it is called.
+  virtual void validate(const Options& options) const = 0;
+  /// The per-parameter state names this optimizer may keep (checked by load_state_dict).
+  virtual std::vector<std::string> state_keys() const = 0;
+
+  /// The state buffers of a parameter (created empty on first use).
+  std::map<std::string, Tensor>& state_of(const Tensor& param);
+  std::vector<ParamGroup>& groups() { return groups_; }
+
+  // ---- helpers for derived optimizers' validate() ------------------------------
+  /// Fails with "<name>: invalid <key> = <value> (expected <expectation>)" unless ok.
+  void require(const Options& o, const std::string& key, bool ok, const char* expectation) const;
+  void require_non_negative(const Options& o, const std::string& key) const;
+  /// Value in [0, 1) (betas, ...).
+  void require_unit_interval(const Options& o, const std::string& key) const;
+  /// Value 0 or 1.
+  void require_bool(const Options& o, const std::string& key) const;
+
+  // ---- helpers for derived optimizers' step() ----------------------------------
+  /// A group's parameters that have a gradient, all of one dtype on one device, with
+  /// dense working copies: what one multi-tensor kernel call takes.
+  struct Batch {
+    DType dtype = DType::float32;
+    Device device = Device::cpu();
+    std::vector<Tensor> params;  ///< the optimizer's handles
+    std::vector<Tensor> work;    ///< contiguous: params[i] itself unless it is strided
+    std::vector<Tensor> grads;   ///< contiguous, dtype == params[i].dtype()
+    std::vector<int64_t> sizes;  ///< numel of each
+    std::vector<std::map<std::string, Tensor>*> states;
+
+    int n() const { return static_cast<int>(params.size()); }
+    /// Raw pointers to the working parameters / the gradients.
+    template <class T>
+    std::vector<T*> param_ptrs() const;
+    template <class T>
+    std::vector<const T*> grad_ptrs() const;
+    /// Raw pointers to one state buffer of every parameter (nullptrs when `key` is absent).
+    template <class S>
+    std::vector<S*> state_ptrs(const std::string& key) const;
+  };
+  /// Batches of every group (outer index = group), validated before anything is
+  /// updated: gradients must match their parameter's dtype, parameters must be on a
+  /// device with kernels (the CPU in this build), existing state buffers must have the
+  /// parameter's shape (they are moved to its device and state dtype if it changed).
+  std::vector<std::vector<Batch>> prepare_step();
+  /// Copies strided parameters back from their working copies and bumps versions.
+  static void finish(const Batch& batch);
+  /// The dtype state buffers of a parameter of dtype `t` use (float32 for 16-bit floats).
+  static DType state_dtype(DType t);
+  /// Returns st[key], creating it filled with `init` (shape, device and state dtype of `param`).
+  static Tensor& buffer(std::map<std::string, Tensor>& st, const std::string& key, const Tensor& param,
+                        double init = 0.0);
+  /// Increments st["step"] (created at 0) and returns the new count.
+  static double increment_step(std::map<std::string, Tensor>& st);
+
+ private:
+  void check_options(const Options& options, const std::string& where) const;
+  Options complete(const Options& given, const std::string& where) const;
+
+  std::string name_;
+  Options defaults_;
+  std::vector<ParamGroup> groups_;
+  std::unordered_map<const TensorImpl*, std::map<std::string, Tensor>> state_;
+};
+
+template <class T>
+std::vector<T*> Optimizer::Batch::param_ptrs() const {
+  std::vector<T*> out;
+  out.reserve(work.size());
+  for (const Tensor& t : work) out.push_back(t.data<T>());
+  return out;
+}
+
+template <class T>
+std::vector<const T*> Optimizer::Batch::grad_ptrs() const {
+  std::vector<const T*> out;
+  out.reserve(grads.size());
+  for (const Tensor& t : grads) out.push_back(t.data<T>());
+  return out;
+}
+
+template <class S>
+std::vector<S*> Optimizer::Batch::state_ptrs(const std::string& key) const {
+  std::vector<S*> out;
+  out.reserve(states.size());
+  for (auto* st : states) {
+    auto it = st->find(key);
+    out.push_back(it == st->end() ? nullptr : it->second.template data<S>());
+  }
+  return out;
+}
+
+}  // namespace zae::optim

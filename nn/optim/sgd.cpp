@@ -1,0 +1,69 @@
+// SGD: option checks and the step, one kernels::cpu::sgd_step call per group and dtype.
+#include "nn/optim/sgd.h"
+
+#include <utility>
+
+#include "engine/autograd/grad_mode.h"
+#include "kernels/cpu/optim.h"
+
+namespace zae::optim {
+
+Options SGDOptions::to_map() const {
+  return {{"lr", lr},
+          {"momentum", momentum},
+          {"dampening", dampening},
+          {"weight_decay", weight_decay},
+          {"nesterov", nesterov ? 1.0 : 0.0},
+          {"maximize", maximize ? 1.0 : 0.0}};
+}
+
+SGD::SGD(std::vector<Tensor> params, SGDOptions options)
+    : SGD(std::vector<ParamGroup>{{std::move(params), {}}}, options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer("SGD", options.to_map()) {
+  init_groups(std::move(groups));
+}
+
+void SGD::validate(const Options& o) const {
+  require_non_negative(o, "lr");
+  require_non_negative(o, "momentum");
+  require_non_negative(o, "weight_decay");
+  require_bool(o, "nesterov");
+  require_bool(o, "maximize");
+  if (o.at("nesterov") != 0.0) {
+    require(o, "momentum", o.at("momentum") > 0.0, "> 0 with nesterov = 1: Nesterov momentum requires a momentum");
+    require(o, "dampening", o.at("dampening") == 0.0, "0 with nesterov = 1: Nesterov momentum requires zero dampening");
+  }
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  auto batches = prepare_step();
+  for (size_t g = 0; g < batches.size(); ++g) {
+    const Options& o = groups()[g].options;
+    kernels::cpu::SgdHyper h{.lr = o.at("lr"),
+                             .momentum = o.at("momentum"),
+                             .dampening = o.at("dampening"),
+                             .weight_decay = o.at("weight_decay"),
+                             .nesterov = o.at("nesterov") != 0.0,
+                             .maximize = o.at("maximize") != 0.0};
+    for (const Batch& b : batches[g]) {
+      std::vector<uint8_t> fresh(b.params.size(), 0);
+      if (h.momentum != 0.0)
+        for (size_t i = 0; i < b.params.size(); ++i) {
+          fresh[i] = b.states[i]->count("momentum_buffer") == 0;
+          buffer(*b.states[i], "momentum_buffer", b.params[i]);
+        }
+      dispatch_floating(b.dtype, name(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        auto params = b.param_ptrs<T>();
+        auto grads = b.grad_ptrs<T>();
+        auto bufs = b.state_ptrs<acc_t<T>>("momentum_buffer");
+        kernels::cpu::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data());
+      });
+      finish(b);
+    }
+  }
+}
+
+}  // namespace zae::optim

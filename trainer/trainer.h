@@ -1,0 +1,206 @@
+// Trainer: the training loop of zae-engine (upstream v0.7.6 semantics, without
+// its listed defects). Users derive from it (or from Trainer::add_on<...>) and
+// implement train_step / test_step; run() drives epochs, batches, validation,
+// logging, best-weight tracking and scheduler stepping.
+//
+// Invariants: the step and epoch counters (ProgressChecker) start at 1 and only
+// move forward; best weights are a deep copy taken at the best epoch; train mode
+// records a graph and updates parameters, test mode does neither; every virtual
+// hook is an extension point for add-ons, which must call through to their base.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/tensor.h"
+#include "io/batch.h"
+#include "io/dataloader.h"
+#include "nn/module.h"
+#include "nn/optim/optimizer.h"
+#include "nn/sched/scheduler.h"
+#include "trainer/addon.h"
+#include "trainer/progress_checker.h"
+#include "trainer/step_output.h"
+
+namespace zae {
+
+class ProgressDisplay;
+
+enum class Mode { train, test };
+const char* mode_name(Mode m);
+
+/// One device or several (multi-GPU add-ons use the list; the first is primary).
+struct DeviceList {
+  std::vector<Device> devices{Device::cpu()};
+  DeviceList() = default;
+  DeviceList(Device d) : devices{d} {}  // NOLINT: implicit on purpose (`.device = Device::cuda()`)
+  DeviceList(std::initializer_list<Device> ds) : devices(ds) {}
+  DeviceList(std::vector<Device> ds) : devices(std::move(ds)) {}  // NOLINT
+  Device primary() const { return devices.front(); }
+};
+
+/// What to do when a train step's loss is NaN or infinite.
+enum class NonFiniteLoss {
+  stop,  ///< throw a zae::Error naming the epoch, step and value (default)
+  skip,  ///< drop the batch (no backward, no update), count it, go on
+};
+
+/// Stop when a monitored epoch metric has not improved for `patience` epochs.
+struct EarlyStopping {
+  std::string monitor = "loss";  ///< a key of the epoch metrics: test metrics when validating, else train
+  int64_t patience = 3;
+  double min_delta = 0.0;  ///< an improvement must beat the best by more than this
+  bool maximize = false;   ///< false: lower is better
+};
+
+struct TrainerOptions {
+  std::shared_ptr<nn::Module> model;              ///< may be absent at construction (set later)
+  DeviceList device;                              ///< `.device = Device::cuda()` or a list
+  Mode mode = Mode::train;
+  std::shared_ptr<optim::Optimizer> optimizer;    ///< required to train
+  std::shared_ptr<sched::Scheduler> scheduler;    ///< optional
+  bool log_bar = true;                            ///< progress bars on a terminal
+  bool scheduler_step_on_batch = false;
+  double gradient_clip = 0.0;                     ///< > 0: clip the global L2 norm of gradients
+  int64_t accumulate_grad_batches = 1;            ///< optimizer step every N batches (loss scaled by 1/N)
+  std::optional<int64_t> max_steps;               ///< stop after this many optimizer steps in total
+  std::optional<EarlyStopping> early_stopping;
+  NonFiniteLoss on_nonfinite_loss = NonFiniteLoss::stop;
+  std::optional<uint64_t> seed;                   ///< seeds the default generator (deterministic mode)
+};
+
+/// Per-epoch logs: every value a step returned, by name (upstream log_train / log_test).
+struct StepLog {
+  std::map<std::string, std::vector<double>> values;   ///< one-element step values
+  std::map<std::string, std::vector<Tensor>> tensors;  ///< multi-element values (e.g. "output"), on the CPU
+  void clear() {
+    values.clear();
+    tensors.clear();
+  }
+  /// Mean of values[key] (NaN when absent or empty).
+  double mean(const std::string& key) const;
+};
+
+class Trainer {
+ public:
+  /// The trainer type with add-ons As... applied in order (the last is outermost).
+  template <class... As>
+  using add_on = detail::AddOnTrainer<Trainer, As...>;
+
+  explicit Trainer(TrainerOptions options);
+  virtual ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // ---- what users implement ----------------------------------------------------
+  /// One training step on a batch already on the trainer's device; must return "loss".
+  virtual StepOutput train_step(const Batch& batch) = 0;
+  /// One evaluation step (no graph is recorded).
+  virtual StepOutput test_step(const Batch& batch) = 0;
+  /// Extra metrics at the end of each epoch, merged into train/test metrics.
+  virtual Metrics metric_on_epoch_end() { return {}; }
+
+  // ---- the loop (hooks for add-ons) -------------------------------------------
+  /// n_epoch epochs over `loader`, validating on `valid_loader` after each when given.
+  virtual void run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader = nullptr);
+  virtual void run_epoch(DataLoader& loader);
+  virtual void run_batch(const Batch& batch);
+  /// Switches train <-> test, or to the given mode.
+  virtual void toggle(std::optional<Mode> mode = std::nullopt);
+  /// Runs test steps over `loader` and returns each batch's "output"; restores mode and logs.
+  virtual std::vector<Tensor> inference(DataLoader& loader);
+  /// Records a deep copy of the weights when `loss` beats the best so far; returns whether it did.
+  virtual bool check_better(int64_t epoch, double loss);
+  /// Called after each epoch's summary with the epoch number (add-ons: loggers, checkpoints).
+  virtual void on_epoch_end(int64_t epoch);
+  /// Called after each batch has been logged and the step counter advanced.
+  virtual void on_step_end();
+  /// Backward of the (already scaled) loss; mixed precision overrides it.
+  virtual void backward(const Tensor& loss);
+  /// Clipping + optimizer step; multi-GPU and mixed precision override it.
+  virtual void optimizer_step();
+  /// Moves a batch to the primary device.
+  virtual Batch to_device(const Batch& batch);
+  /// Saves the model weights (.safetensors).
+  virtual void save_model(const std::string& path);
+  /// Loads weights from a file, or the best weights in memory when path is empty.
+  virtual void apply_weights(const std::string& path = "", bool strict = true);
+
+  // ---- state ------------------------------------------------------------------
+  Mode mode() const { return mode_; }
+  const TrainerOptions& options() const { return options_; }
+  nn::Module& model() const;
+  std::shared_ptr<nn::Module> model_ptr() const { return options_.model; }
+  void set_model(std::shared_ptr<nn::Module> model);
+  void set_optimizer(std::shared_ptr<optim::Optimizer> optimizer) { options_.optimizer = std::move(optimizer); }
+  void set_scheduler(std::shared_ptr<sched::Scheduler> scheduler) { options_.scheduler = std::move(scheduler); }
+  Device device() const { return options_.device.primary(); }
+  ProgressChecker& progress() { return progress_; }
+  const ProgressChecker& progress() const { return progress_; }
+  const StepLog& log_train() const { return log_train_; }
+  const StepLog& log_test() const { return log_test_; }
+  const Metrics& train_metrics() const { return train_metrics_; }
+  const Metrics& test_metrics() const { return test_metrics_; }
+  /// Every step's loss in order, per mode.
+  const std::vector<double>& loss_history(Mode mode = Mode::train) const;
+  /// Clears both step logs; with epoch_end also both metric maps (the four stores).
+  void log_reset(bool epoch_end = false);
+  /// Best loss and epoch so far (infinity / 0 before any).
+  double best_loss() const { return best_loss_; }
+  int64_t best_epoch() const { return best_epoch_; }
+  const nn::StateDict& best_weights() const { return best_weights_; }
+  /// Restores the best-so-far record (resume).
+  void set_best(double loss, int64_t epoch, nn::StateDict weights);
+  /// Marks the train loader as positioned by a resume (its epoch/batch are kept by the next run).
+  void keep_loader_position() { resume_position_pending_ = true; }
+  /// Asks the loop to stop after the current step (signal handlers, early stopping).
+  void request_stop(std::string reason);
+  bool stop_requested() const { return stop_requested_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  int64_t skipped_batches() const { return skipped_batches_; }
+  int64_t optimizer_steps() const { return optimizer_steps_; }
+
+ protected:
+  /// Used by add-on mixins: ignores the add-ons' options (each mixin picks its own).
+  template <class... AddOnOptions>
+  Trainer(const TrainerOptions& options, const AddOnOptions&...) : Trainer(options) {}
+
+  /// Records a step's values into the current mode's log.
+  virtual void log_step(const StepOutput& out);
+  /// The per-epoch summary line "Epoch e/E | train_loss: ... | test_loss: ...".
+  std::string epoch_summary(int64_t epoch, int64_t total) const;
+  /// The epoch loss that check_better compares (validation loss when validating).
+  double epoch_loss(bool validated) const;
+
+ private:
+  void check_scheduler_length(int64_t n_epoch, const DataLoader& loader) const;
+  void update_early_stopping(bool validated);
+
+  TrainerOptions options_;
+  Mode mode_;
+  ProgressChecker progress_;
+  StepLog log_train_, log_test_;
+  Metrics train_metrics_, test_metrics_;
+  std::vector<double> loss_history_train_, loss_history_test_;
+  double best_loss_;
+  int64_t best_epoch_ = 0;
+  nn::StateDict best_weights_;
+  bool stop_requested_ = false;
+  std::string stop_reason_;
+  int64_t skipped_batches_ = 0;
+  int64_t optimizer_steps_ = 0;
+  int64_t accumulated_ = 0;  // batches whose gradients are waiting for an optimizer step
+  bool resume_position_pending_ = false;  // a restored loader position must not be overwritten
+  double early_best_;
+  int64_t early_bad_epochs_ = 0;
+  std::unique_ptr<ProgressDisplay> display_;
+};
+
+}  // namespace zae
