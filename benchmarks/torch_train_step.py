@@ -8,11 +8,13 @@ batch 256, on one fixed random batch, for
        Flatten-Linear(3136,128)-ReLU-Linear(128,10) on 28x28.
 Timing as the zae benchmark: validate (5 steps: finite losses, decreasing), warm up,
 then `--repetitions` repetitions of at least `--min-time` seconds of steps each; the
-ms/step of each repetition is its wall time / its step count; prints the median.
+ms/step of each repetition is its wall time / its step count; prints the median (and
+the median process CPU time per step).
 
 Run with Debian's PyTorch 1.13: /usr/bin/python3 benchmarks/torch_train_step.py
-Output: one line per model, "torch <model> <median ms/step> <samples/s> <threads>",
-preceded by '#' comment lines.
+Output: one line per model,
+  "torch <model> <median wall ms/step> <samples/s> <threads> <median process CPU ms/step>"
+(CPU time of all threads: the work done), preceded by '#' comment lines.
 """
 import argparse
 import math
@@ -56,9 +58,9 @@ def bench(name, repetitions, min_time):
         sys.exit(f"torch {name}: validation failed, losses {losses}")
     for _ in range(2):
         step()
-    per_step = []
+    per_step, cpu_per_step = [], []
     for _ in range(repetitions):
-        n, t0 = 0, time.perf_counter()
+        n, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:
             step()
             n += 1
@@ -66,7 +68,8 @@ def bench(name, repetitions, min_time):
             if elapsed >= min_time:
                 break
         per_step.append(elapsed / n * 1e3)
-    return statistics.median(per_step), per_step
+        cpu_per_step.append((time.process_time() - c0) / n * 1e3)
+    return statistics.median(per_step), per_step, statistics.median(cpu_per_step)
 
 
 def main():
@@ -83,9 +86,9 @@ def main():
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repetitions {a.repetitions} x >= {a.min_time} s")
     for name in a.models:
-        med, reps = bench(name, a.repetitions, a.min_time)
+        med, reps, cpu = bench(name, a.repetitions, a.min_time)
         print(f"# torch {name} per repetition (ms/step): " + " ".join(f"{v:.2f}" for v in reps))
-        print(f"torch {name} {med:.3f} {BATCH / med * 1e3:.1f} {torch.get_num_threads()}", flush=True)
+        print(f"torch {name} {med:.3f} {BATCH / med * 1e3:.1f} {torch.get_num_threads()} {cpu:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@
 
 namespace zae::io {
 
-/// Tensors by name, in the order given / found, plus string metadata.
+/// Tensors by name, in the order given (writing) or in data-offset order (reading),
+/// plus string metadata.
 struct SafetensorsData {
   std::vector<std::pair<std::string, Tensor>> tensors;
   std::map<std::string, std::string> metadata;

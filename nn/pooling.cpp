@@ -4,11 +4,11 @@
 
 #include <sstream>
 
+#include "nn/repr.h"
+
 namespace zae::nn {
 
 namespace {
-
-const char* py_bool(bool b) { return b ? "True" : "False"; }
 
 // The window checks the functional ops would make at every forward, made once up front.
 void check_window(const std::string& layer, IntPair kernel, IntPair stride, IntPair padding, IntPair dilation) {
@@ -39,7 +39,7 @@ std::string MaxPool2d::extra_repr() const {
   std::ostringstream os;
   os << "kernel_size=" << opts_.kernel_size.str() << ", stride=" << opts_.stride.value_or(opts_.kernel_size).str()
      << ", padding=" << opts_.padding.str() << ", dilation=" << opts_.dilation.str()
-     << ", ceil_mode=" << py_bool(opts_.ceil_mode);
+     << ", ceil_mode=" << python_bool_repr(opts_.ceil_mode);
   return os.str();
 }
 

@@ -221,6 +221,60 @@ TEST(Conv2d, ForwardFloat32AndLargeBatches) {
   }
 }
 
+// Gradients of sum(y * g) from direct loops: (dx, dw, db) for x (N, C, H, W), w (O, C/G, kH, kW).
+std::vector<Dense> ref_conv2d_grads(const Dense& x, const Dense& w, const Dense& g, IntPair st, IntPair pad,
+                                    IntPair dil, int64_t groups) {
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t O = w.shape[0], Cg = w.shape[1], kH = w.shape[2], kW = w.shape[3], Og = O / groups;
+  const int64_t Ho = g.shape[2], Wo = g.shape[3];
+  Dense dx{x.shape, std::vector<double>(x.v.size())}, dw{w.shape, std::vector<double>(w.v.size())};
+  Dense db{{O}, std::vector<double>(static_cast<size_t>(O))};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const double go = g.v[((n * O + o) * Ho + oh) * Wo + ow];
+          db.v[o] += go;
+          for (int64_t cg = 0; cg < Cg; ++cg)
+            for (int64_t i = 0; i < kH; ++i)
+              for (int64_t j = 0; j < kW; ++j) {
+                const int64_t ih = oh * st.h - pad.h + i * dil.h, iw = ow * st.w - pad.w + j * dil.w;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const int64_t xi = ((n * C + (o / Og) * Cg + cg) * H + ih) * W + iw;
+                const int64_t wi = ((o * Cg + cg) * kH + i) * kW + j;
+                dx.v[xi] += go * w.v[wi];
+                dw.v[wi] += go * x.v[xi];
+              }
+        }
+  return {dx, dw, db};
+}
+
+TEST(Conv2d, LargeBatchesUseThreadRangesAndPackedGemms) {
+  // Above the driver's threading threshold (2^21 multiply-adds): one image range per
+  // thread, several 8x8 images per GEMM with a partial last chunk; plus a grouped 1x1 conv.
+  const std::vector<ConvCase> cases = {
+      {"packed_ranges", {16, 16, 8, 8}, {32, 16, 3, 3}, true, {.padding = 1}},
+      {"pointwise_ranges", {16, 64, 8, 8}, {96, 32, 1, 1}, true, {.groups = 2}},
+      {"strided_ranges", {13, 16, 19, 19}, {48, 8, 3, 3}, true, {.stride = 2, .dilation = {1, 2}, .groups = 2}},
+  };
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Tensor x = randn(c.x, DType::float64, 40).requires_grad_(), w = randn(c.w, DType::float64, 41).requires_grad_();
+    Tensor b = randn({c.w[0]}, DType::float64, 42).requires_grad_();
+    Dense db = dense_of(b);
+    Dense ref = ref_conv2d(dense_of(x), dense_of(w), &db, c.p.stride, c.p.padding, c.p.dilation, c.p.groups);
+    Tensor y = zae::conv2d(x, w, b, c.p);
+    expect_matches(y, ref, 1e-12, 1e-12);
+    Tensor g = randn(y.shape(), DType::float64, 43);
+    y.backward(g);
+    std::vector<Dense> grads =
+        ref_conv2d_grads(dense_of(x), dense_of(w), dense_of(g), c.p.stride, c.p.padding, c.p.dilation, c.p.groups);
+    expect_matches(x.grad(), grads[0], 1e-11, 1e-11);
+    expect_matches(w.grad(), grads[1], 1e-11, 1e-11);
+    expect_matches(b.grad(), grads[2], 1e-11, 1e-11);
+  }
+}
+
 TEST(Conv2d, UnbatchedAndNonContiguousInputs) {
   Tensor x = randn({3, 5, 6}, DType::float64, 7), w = randn({2, 3, 3, 3}, DType::float64, 8);
   Tensor y = zae::conv2d(x, w, Tensor(), {.padding = 1});

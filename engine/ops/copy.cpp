@@ -68,6 +68,13 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   copy_into(dst, host);
 }
 
+Tensor dense_data(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  copy_into(out, t);
+  return out;
+}
+
 void check_inplace(const char* op, const Tensor& t, const Tensor& other) {
   ZAE_CHECK(t.defined(), op, ": undefined tensor");
   // A broadcast (stride 0) dim maps many elements to one address: the result of a write

@@ -14,13 +14,6 @@ namespace zae {
 
 namespace {
 
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x) {
@@ -42,7 +35,7 @@ std::vector<Tensor> group_norm_backward_impl(const Tensor& g_in, const Tensor& x
   ZAE_CHECK(x.device().is_cpu(), "group_norm backward: not implemented for device ", x.device(), " (dtype ", x.dtype(),
             ") in this build");
   const int64_t N = x.shape()[0], C = x.shape()[1], S = N > 0 && C > 0 ? x.numel() / (N * C) : 0;
-  Tensor g = dense(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
+  Tensor g = dense_data(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
   std::vector<Tensor> grads(3);
   TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
   if (ctx.needs(0)) grads[0] = Tensor::empty(x.shape(), opts);
@@ -77,7 +70,7 @@ Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_i
             ") in this build");
 
   const int64_t S = N > 0 && C > 0 ? x_in.numel() / (N * C) : 0;
-  Tensor x = dense(x_in), weight = dense(weight_in), bias = dense(bias_in);
+  Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   const TensorOptions stats_opts{.dtype = stats_dtype(x.dtype()), .device = x.device()};
   Tensor mean = Tensor::empty({N, num_groups}, stats_opts);  // (N, G)

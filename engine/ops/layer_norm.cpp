@@ -12,13 +12,6 @@ namespace zae {
 
 namespace {
 
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
@@ -39,7 +32,7 @@ std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x
             " does not match the input shape ", shape_str(x.shape()));
   ZAE_CHECK(x.device().is_cpu(), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
             x.dtype(), ") in this build");
-  Tensor g = dense(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
+  Tensor g = dense_data(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
   std::vector<Tensor> grads(3);
   TensorOptions opts{.dtype = x.dtype(), .device = x.device()};
   if (ctx.needs(0)) grads[0] = Tensor::empty(x.shape(), opts);
@@ -74,7 +67,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
 
   Shape stats_shape(x_in.shape().begin(), x_in.shape().end() - nd);  // (M) rows, shaped like x's leading dims
   const int64_t M = shape_numel(stats_shape), N = shape_numel(normalized_shape);
-  Tensor x = dense(x_in), weight = dense(weight_in), bias = dense(bias_in);
+  Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   Tensor mean = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});
   Tensor rstd = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});

@@ -19,20 +19,13 @@ namespace {
 
 using kernels::cpu::PoolShape;
 
-Tensor dense(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 // Gradient g as a dense tensor of x's dtype, checked against the output shape.
 Tensor dense_grad(const char* op, const Tensor& g, const Shape& y_shape, DType dtype) {
   ZAE_CHECK(g.shape() == y_shape, op, " backward: gradient shape ", shape_str(g.shape()),
             " does not match the output shape ", shape_str(y_shape));
   ZAE_CHECK(g.device().is_cpu(), op, " backward: not implemented for device ", g.device(), " (dtype ", g.dtype(),
             ") in this build");
-  if (g.dtype() == dtype) return dense(g);
+  if (g.dtype() == dtype) return dense_data(g);
   Tensor out = Tensor::empty(g.shape(), {.dtype = dtype, .device = g.device()});
   copy_into(out, g);
   return out;
@@ -109,7 +102,7 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, IntPair ke
                                                   bool ceil_mode) {
   const char* op = "max_pool2d";
   const PoolShape s = pool_shape(op, x_in, kernel_size, stride.value_or(kernel_size), padding, dilation, ceil_mode);
-  Tensor x = dense(x_in);
+  Tensor x = dense_data(x_in);
   const Shape y_shape = pooled_shape(x, s.out_h, s.out_w);
   Tensor y = Tensor::empty(y_shape, {.dtype = x.dtype(), .device = x.device()});
   Tensor indices = Tensor::empty(y_shape, {.dtype = DType::int64, .device = x.device()});
@@ -146,7 +139,7 @@ Tensor avg_pool2d(const Tensor& x_in, IntPair kernel_size, std::optional<IntPair
   ZAE_CHECK(!divisor_override.has_value() || *divisor_override > 0, op, ": divisor_override must be positive, got ",
             *divisor_override);
   const int64_t divisor = divisor_override.value_or(0);
-  Tensor x = dense(x_in);
+  Tensor x = dense_data(x_in);
   const Shape y_shape = pooled_shape(x, s.out_h, s.out_w);
   Tensor y = Tensor::empty(y_shape, {.dtype = x.dtype(), .device = x.device()});
   dispatch_floating(x.dtype(), op, [&](auto tag) {
@@ -174,7 +167,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, IntPair output_size) {
   check_input(op, x_in);
   ZAE_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output_size must be positive, got ",
             output_size.tuple_str());
-  Tensor x = dense(x_in);
+  Tensor x = dense_data(x_in);
   const int64_t in_h = x.size(-2), in_w = x.size(-1), out_h = output_size.h, out_w = output_size.w;
   const int64_t planes = x.numel() / (in_h * in_w);
   const Shape y_shape = pooled_shape(x, out_h, out_w);

@@ -29,18 +29,11 @@ Lanes lanes_of(const Shape& shape, int64_t d) {
   return l;
 }
 
-Tensor dense(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 // dx from g and the saved output y (no recording: runs inside a backward).
 Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y, int64_t d, bool log) {
   ZAE_CHECK(g_in.shape() == y.shape(), op, " backward: gradient shape ", shape_str(g_in.shape()),
             " does not match the output shape ", shape_str(y.shape()));
-  Tensor g = dense(g_in.dtype() == y.dtype() ? g_in : g_in.to(y.dtype()));
+  Tensor g = dense_data(g_in.dtype() == y.dtype() ? g_in : g_in.to(y.dtype()));
   Tensor dx = Tensor::empty(y.shape(), {.dtype = y.dtype(), .device = y.device()});
   Lanes l = lanes_of(y.shape(), d);
   ZAE_CHECK(y.device().is_cpu(), op, " backward: not implemented for device ", y.device(), " (dtype ", y.dtype(),
@@ -57,7 +50,7 @@ Tensor softmax_op(const char* op, const char* node_name, const Tensor& x_in, int
   const int64_t d = x_in.wrap_dim(dim, op);
   ZAE_CHECK(x_in.device().is_cpu(), op, ": not implemented for device ", x_in.device(), " (dtype ", x_in.dtype(),
             ") in this build");
-  Tensor x = dense(x_in);
+  Tensor x = dense_data(x_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   Lanes l = lanes_of(x.shape(), d);
   dispatch_floating(x.dtype(), op, [&](auto tag) {
