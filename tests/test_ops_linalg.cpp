@@ -15,6 +15,7 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/linalg.h"
 #include "engine/tensor.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/test_util.h"
 
 namespace {
@@ -109,38 +110,17 @@ void check_matmul(const Tensor& a, const Tensor& b) {
   expect_matches(out, ref_matmul(dense_of(a), dense_of(b)), tolerance(a.dtype()));
 }
 
-// Compares autograd's gradients of sum(f(inputs) * w), w random, with float64 central
-// differences, element by element. Inputs must be contiguous float64 leaves.
+// Float64 gradient check of f at `inputs` (made leaves that require grad) through
+// the shared harness: tolerance tol both absolute and relative.
 void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> inputs,
                      double eps = 1e-6, double tol = 1e-7) {
   for (Tensor& t : inputs) t.requires_grad_(true);
-  Tensor y = f(inputs);
-  Tensor w = randn(y.shape());
-  y.backward(w);
-  const std::vector<double> wv = w.to_vector<double>();
-  zae::NoGradGuard no_grad;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    Tensor g = inputs[i].grad();
-    ASSERT_TRUE(g.defined()) << "input " << i << " got no gradient";
-    ASSERT_EQ(g.shape(), inputs[i].shape());
-    const std::vector<double> gv = g.to_vector<double>();
-    if (!gv.empty()) {
-      EXPECT_TRUE(std::any_of(gv.begin(), gv.end(), [](double v) { return v != 0.0; }));
-    }
-    double* p = inputs[i].data<double>();
-    for (int64_t j = 0; j < inputs[i].numel(); ++j) {
-      const double orig = p[j];
-      p[j] = orig + eps;
-      const std::vector<double> yp = f(inputs).to_vector<double>();
-      p[j] = orig - eps;
-      const std::vector<double> ym = f(inputs).to_vector<double>();
-      p[j] = orig;
-      double num = 0;
-      for (size_t q = 0; q < wv.size(); ++q) num += (yp[q] - ym[q]) * wv[q];
-      num /= 2 * eps;
-      EXPECT_NEAR(gv[j], num, tol * (1.0 + std::abs(num))) << "input " << i << " element " << j;
-    }
-  }
+  zae::test::GradcheckOptions opts;
+  opts.eps = eps;
+  opts.atol = tol;
+  opts.rtol = tol;
+  zae::test::GradcheckResult r = zae::test::gradcheck(f, std::move(inputs), opts);
+  EXPECT_TRUE(r.ok()) << r.report << r.error;
 }
 
 // ---------------------------------------------------------------------------------
