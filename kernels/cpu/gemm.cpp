@@ -13,6 +13,8 @@
 //   the float GEMM runs, and C is rounded back to nearest even.
 #include "kernels/cpu/gemm.h"
 
+#include "kernels/cpu/thread_pool.h"
+
 // GCC 12 flags its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe-uninitialized
 // wherever Eigen's vectorized GEMM inlines them (GCC bug 105593). Not our code; keep
 // the build log readable. Must precede the first include of <immintrin.h>.
@@ -27,9 +29,6 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(ZAE_WITH_OPENBLAS) && ZAE_WITH_OPENBLAS
 #include <cblas.h>
 #define ZAE_GEMM_OPENBLAS 1
@@ -161,21 +160,18 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doub
               static_cast<blasint>(ldc));
 }
 
-// One thread pool, not two: a pthread OpenBLAS keeps its own workers, and OpenMP's
-// workers spin for a while after every parallel region of the elementwise kernels; on
-// a 2-core machine the two pools take each other's cores (MLP training step: 29 ms with
-// one thread, 105-135 ms with OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 under load). So
-// when OpenMP has several threads, a large GEMM is split into row (or column) blocks,
-// one per OpenMP thread, each a single-threaded OpenBLAS call; OpenBLAS's thread count
-// is held at 1 for that span and restored after. With one OpenMP thread, or inside a
-// parallel region, OpenBLAS runs as configured.
+// One thread pool, not two: a pthread OpenBLAS keeps its own workers, which compete
+// with the CPU thread pool's (kernels/cpu/thread_pool.h) for the same cores (MLP
+// training step on 2 cores: 29 ms with one thread, 105-135 ms with two threads in each
+// pool under load). So when the pool has several threads, a large GEMM is split into
+// row (or column) blocks, one pool task each, every block a single-threaded OpenBLAS
+// call; OpenBLAS's thread count is held at 1 for that span and restored after. With one
+// pool thread, or inside a pool task, OpenBLAS runs as configured.
 class SingleThreadedOpenBlas {
  public:
   SingleThreadedOpenBlas() {
-    if (openblas_get_parallel() == OPENBLAS_THREAD) {
-      saved_ = openblas_get_num_threads();
-      if (saved_ > 1) openblas_set_num_threads(1);
-    }
+    saved_ = openblas_get_num_threads();
+    if (saved_ > 1) openblas_set_num_threads(1);
   }
   ~SingleThreadedOpenBlas() {
     if (saved_ > 1) openblas_set_num_threads(saved_);
@@ -187,21 +183,19 @@ class SingleThreadedOpenBlas {
   int saved_ = 1;
 };
 
-// Below this many flops (2 m n k) a GEMM stays on one call: forking costs ~10 us.
+// Below this many flops (2 m n k) a GEMM stays one call: waking a thread costs ~10 us.
 constexpr double kSplitGemmFlops = double(1 << 22);
 
 template <class T>
 void blas_gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                      int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-#ifdef _OPENMP
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = in_parallel() ? 1 : num_threads();
   const bool by_rows = m >= n;
   const int64_t extent = by_rows ? m : n;
   const int64_t parts = std::min<int64_t>(threads, extent / 32);  // blocks of >= 32 rows / columns
   if (parts > 1 && 2.0 * double(m) * double(n) * double(k) >= kSplitGemmFlops) {
     SingleThreadedOpenBlas single;
-#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static, 1)
-    for (int64_t p = 0; p < parts; ++p) {
+    run_tasks(parts, [&](int64_t p) {
       // Block [lo, hi) of the split dim, boundaries on multiples of 16.
       const int64_t lo = p == 0 ? 0 : extent * p / parts / 16 * 16;
       const int64_t hi = p == parts - 1 ? extent : extent * (p + 1) / parts / 16 * 16;
@@ -212,10 +206,9 @@ void blas_gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
         blas_gemm(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b + (trans_b ? lo * ldb : lo), ldb, beta, c + lo,
                   ldc);
       }
-    }
+    });
     return;
   }
-#endif
   blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 #endif

@@ -7,9 +7,9 @@
 // - All workspaces are allocated before a parallel region starts (nothing inside one
 //   may throw). Thread ranges are contiguous image ranges [N*r/R, N*(r+1)/R); calls
 //   below kParallelConvMacs multiply-adds use one range.
-// - With a pthread OpenBLAS, the thread count is set to 1 for the span of a parallel
-//   region and restored after (an OpenMP OpenBLAS does this by itself inside parallel
-//   regions; Eigen runs serially there). Callers drive the engine from one thread.
+// - Parallel ranges run as tasks of the CPU thread pool (kernels/cpu/thread_pool.h);
+//   OpenBLAS's thread count is set to 1 for the span of a parallel call and restored
+//   after. Callers drive the engine from one thread.
 #include "kernels/cpu/im2col.h"
 
 #include <algorithm>
@@ -17,11 +17,9 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/numeric.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(ZAE_WITH_OPENBLAS) && ZAE_WITH_OPENBLAS
 #include <cblas.h>
 #define ZAE_IM2COL_OPENBLAS 1
@@ -54,15 +52,13 @@ Range valid_range(int64_t offset, int64_t stride, int64_t in, int64_t out) {
   return {lo, std::max(lo, hi)};
 }
 
-// Holds a pthread OpenBLAS at one thread while worker threads each run their own GEMMs.
+// Holds OpenBLAS at one thread while pool threads each run their own GEMMs.
 class SingleThreadedBlas {
  public:
   SingleThreadedBlas() {
 #if ZAE_IM2COL_OPENBLAS
-    if (openblas_get_parallel() == OPENBLAS_THREAD) {
-      saved_ = openblas_get_num_threads();
-      if (saved_ > 1) openblas_set_num_threads(1);
-    }
+    saved_ = openblas_get_num_threads();  // any OpenBLAS build: pool tasks are not OpenMP regions
+    if (saved_ > 1) openblas_set_num_threads(1);
 #endif
   }
   ~SingleThreadedBlas() {
@@ -85,27 +81,19 @@ constexpr int64_t kParallelConvMacs = int64_t{1} << 21;
 // How many contiguous image ranges (one per thread) to split a batch into; `macs` is
 // the whole call's multiply-add count.
 int64_t range_count(int64_t batch, int64_t macs) {
-#ifdef _OPENMP
-  if (omp_in_parallel() || macs < kParallelConvMacs) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), batch));
-#else
-  (void)batch;
-  (void)macs;
-  return 1;
-#endif
+  if (in_parallel() || macs < kParallelConvMacs) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(num_threads(), batch));
 }
 
-// Runs fn(r) for r in [0, ranges), in parallel when ranges > 1. fn must not throw.
+// Runs fn(r) for r in [0, ranges) on the thread pool (kernels/cpu/thread_pool.h).
+// fn must not throw.
 template <class Fn>
 void for_each_range(int64_t ranges, Fn&& fn) {
-#ifdef _OPENMP
   if (ranges > 1) {
     SingleThreadedBlas single;
-#pragma omp parallel for num_threads(static_cast<int>(ranges)) schedule(static, 1)
-    for (int64_t r = 0; r < ranges; ++r) fn(r);
+    run_tasks(ranges, [&](int64_t r) { fn(r); });
     return;
   }
-#endif
   for (int64_t r = 0; r < ranges; ++r) fn(r);
 }
 
