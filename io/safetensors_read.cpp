@@ -3,11 +3,6 @@
 // tensors copied out into engine tensors; the mapping is released on every path.
 // Invariant: no tensor byte is read before every entry has passed validation, and no
 // byte outside [8 + N, size) is read as tensor data.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +12,7 @@
 #include "engine/error.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "io/mapped_file.h"
 #include "io/safetensors_format.h"
 
 namespace zae::io {
@@ -26,52 +22,6 @@ static_assert(std::endian::native == std::endian::little, "safetensors data is l
 namespace {
 
 using detail::where;
-
-// A read-only private mapping of a whole file; unmapped (and closed) in the destructor.
-class MappedFile {
- public:
-  MappedFile(const std::string& path, const char* op) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      const int err = errno;
-      ZAE_FAIL(op, ": cannot open '", path, "': ", std::strerror(err));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      const int err = errno;
-      ::close(fd_);
-      ZAE_FAIL(op, ": cannot stat '", path, "': ", std::strerror(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      ZAE_FAIL(op, ": '", path, "' is ", S_ISDIR(st.st_mode) ? "a directory" : "not a regular file",
-               ", not a safetensors file");
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ == 0) return;  // nothing to map; the parser reports the short file
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd_);
-      ZAE_FAIL(op, ": cannot memory-map '", path, "' (", size_, " bytes): ", std::strerror(err));
-    }
-    data_ = static_cast<const uint8_t*>(p);
-  }
-  ~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  int fd_ = -1;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 // Copies `count` little-endian Src values into Dst (integer widening).
 template <class Src, class Dst>

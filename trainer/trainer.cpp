@@ -79,6 +79,49 @@ void Trainer::request_stop(std::string reason) {
   stop_requested_ = true;
 }
 
+void Trainer::interrupt(std::string reason) {
+  request_stop(std::move(reason));
+  interrupted_ = true;
+}
+
+std::optional<std::string> Trainer::save_checkpoint(const std::string&) { return std::nullopt; }
+
+Trainer::LoopState Trainer::loop_state() const {
+  LoopState s;
+  s.skipped_batches = skipped_batches_;
+  s.optimizer_steps = optimizer_steps_;
+  s.accumulated = accumulated_;
+  s.early_best = early_best_;
+  s.early_bad_epochs = early_bad_epochs_;
+  s.loss_history_train = loss_history_train_;
+  s.loss_history_test = loss_history_test_;
+  s.in_epoch = in_train_epoch_;
+  if (in_train_epoch_) s.epoch_values = log_train_.values;
+  return s;
+}
+
+void Trainer::restore_loop_state(LoopState s) {
+  ZAE_CHECK(s.skipped_batches >= 0 && s.optimizer_steps >= 0 && s.early_bad_epochs >= 0,
+            "Trainer::restore_loop_state: negative counters (skipped ", s.skipped_batches, ", optimizer steps ",
+            s.optimizer_steps, ", early-stopping bad epochs ", s.early_bad_epochs, ")");
+  ZAE_CHECK(s.accumulated >= 0 && s.accumulated < options_.accumulate_grad_batches,
+            "Trainer::restore_loop_state: ", s.accumulated, " accumulated batches do not fit accumulate_grad_batches = ",
+            options_.accumulate_grad_batches);
+  skipped_batches_ = s.skipped_batches;
+  optimizer_steps_ = s.optimizer_steps;
+  accumulated_ = s.accumulated;
+  early_best_ = s.early_best;
+  early_bad_epochs_ = s.early_bad_epochs;
+  loss_history_train_ = std::move(s.loss_history_train);
+  loss_history_test_ = std::move(s.loss_history_test);
+  log_train_.clear();
+  if (s.in_epoch) {
+    log_train_.values = std::move(s.epoch_values);
+    resume_epoch_log_pending_ = true;
+    resume_position_pending_ = true;
+  }
+}
+
 void Trainer::toggle(std::optional<Mode> mode) {
   mode_ = mode ? *mode : (mode_ == Mode::train ? Mode::test : Mode::train);
 }
@@ -89,6 +132,8 @@ void Trainer::check_scheduler_length(int64_t n_epoch, const DataLoader& loader) 
   if (!total) return;
   int64_t steps_per_epoch = (loader.size() + options_.accumulate_grad_batches - 1) / options_.accumulate_grad_batches;
   int64_t needed = options_.scheduler->last_step() + n_epoch * steps_per_epoch;
+  if (resume_position_pending_ && n_epoch > 0)  // the first epoch continues where a resume left it
+    needed -= loader.state().batches_consumed / options_.accumulate_grad_batches;
   ZAE_CHECK(*total >= needed, "Trainer: the scheduler ", options_.scheduler->name(), " is defined for total_iters = ",
             *total, " steps, but stepping it per batch for ", n_epoch, " epochs of ", steps_per_epoch,
             " optimizer steps needs ", needed, " (make total_iters at least that, or step per epoch)");
@@ -100,8 +145,15 @@ void Trainer::run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader)
     model();
     ZAE_CHECK(options_.optimizer != nullptr, "Trainer::run: training needs an optimizer (TrainerOptions::optimizer)");
   }
+  if (in_train_epoch_ && mode_ == Mode::train) {
+    // The last run was interrupted mid-epoch: continue that epoch where the loader stands.
+    loader.load_state(loader.state());
+    resume_position_pending_ = true;
+    resume_epoch_log_pending_ = true;
+  }
   check_scheduler_length(n_epoch, loader);
   stop_requested_ = false;
+  interrupted_ = false;
   stop_reason_.clear();
   const int64_t first = progress_.get_epoch();
   const int64_t last = first + n_epoch - 1;
@@ -113,8 +165,24 @@ void Trainer::run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader)
     if (mode_ == Mode::train && !resume_position_pending_) loader.set_epoch(epoch - 1);
     resume_position_pending_ = false;
     display_->begin_epoch(epoch, mode_name(mode_), loader.size());
-    run_epoch(loader);
-    const bool validated = valid_loader != nullptr && !stop_requested_;
+    in_train_epoch_ = mode_ == Mode::train;
+    try {
+      run_epoch(loader);
+    } catch (...) {
+      in_train_epoch_ = false;
+      throw;
+    }
+    if (interrupted_ && !epoch_finished_) {
+      // Left mid-epoch on purpose: the epoch stays open (in_train_epoch_) for a checkpoint
+      // and a resume, in this process or another.
+      display_->end_epoch("Epoch " + std::to_string(epoch) + "/" + std::to_string(last) + " interrupted at step " +
+                          std::to_string(progress_.get_step()));
+      break;
+    }
+    // A stop for max_steps skips validation; an interrupt that came with the epoch's last
+    // batch validates as usual, so that the epoch ends exactly as an uninterrupted one.
+    in_train_epoch_ = false;
+    const bool validated = valid_loader != nullptr && (!stop_requested_ || interrupted_);
     if (validated) {
       const Mode previous = mode_;
       toggle(Mode::test);
@@ -142,9 +210,12 @@ void Trainer::run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader)
 }
 
 void Trainer::run_epoch(DataLoader& loader) {
-  (mode_ == Mode::train ? log_train_ : log_test_).clear();
+  const bool keep_log = mode_ == Mode::train && resume_epoch_log_pending_;
+  resume_epoch_log_pending_ = false;
+  if (!keep_log) (mode_ == Mode::train ? log_train_ : log_test_).clear();
   if (!display_) display_ = std::make_unique<ProgressDisplay>(options_.log_bar);
   int64_t done = 0;
+  epoch_finished_ = true;
   for (const Batch& batch : loader) {
     run_batch(batch);
     ++done;
@@ -153,9 +224,14 @@ void Trainer::run_epoch(DataLoader& loader) {
     for (const auto& [k, v] : log.values) means[k] = log.mean(k);
     const int64_t samples = batch.size() > 0 && batch[0].dim() > 0 ? batch[0].size(0) : 1;
     display_->update(done, samples, means, options_.optimizer ? options_.optimizer->lr() : 0.0);
-    if (stop_requested_) break;
+    if (stop_requested_ && mode_ == Mode::train) {  // evaluation always runs to its end
+      // Inside an iteration, state() names the next epoch's batch 0 once all were delivered.
+      epoch_finished_ = loader.state().batches_consumed == 0;
+      break;
+    }
   }
-  if (mode_ == Mode::train && accumulated_ > 0 && !stop_requested_) {
+  if (interrupted_ && !epoch_finished_) return;  // the accumulation window and the log stay open
+  if (mode_ == Mode::train && accumulated_ > 0 && (!stop_requested_ || interrupted_)) {
     // The epoch ended inside an accumulation window: apply what was gathered.
     optimizer_step();
   }

@@ -132,6 +132,9 @@ class Trainer {
   virtual void save_model(const std::string& path);
   /// Loads weights from a file, or the best weights in memory when path is empty.
   virtual void apply_weights(const std::string& path = "", bool strict = true);
+  /// Saves the complete training state now, when an add-on knows how (StateManagerAddon);
+  /// returns the file written, or nothing when no add-on saves checkpoints.
+  virtual std::optional<std::string> save_checkpoint(const std::string& reason);
 
   // ---- state ------------------------------------------------------------------
   Mode mode() const { return mode_; }
@@ -160,8 +163,33 @@ class Trainer {
   void set_best(double loss, int64_t epoch, nn::StateDict weights);
   /// Marks the train loader as positioned by a resume (its epoch/batch are kept by the next run).
   void keep_loader_position() { resume_position_pending_ = true; }
-  /// Asks the loop to stop after the current step (signal handlers, early stopping).
+  /// Asks the loop to stop after the current step; the epoch's end-of-epoch work (best
+  /// weights, scheduler, counters) still runs (early stopping, max_steps).
   void request_stop(std::string reason);
+  /// Stops after the current step like request_stop, but an unfinished train epoch stays
+  /// unfinished: no end-of-epoch work, so a checkpoint taken now resumes mid-epoch (signals).
+  void interrupt(std::string reason);
+  bool interrupted() const { return interrupted_; }
+  /// True while a train epoch is open: inside run()'s train epoch, and after a run that
+  /// was interrupted mid-epoch (the next run() continues that epoch).
+  bool in_train_epoch() const { return in_train_epoch_; }
+
+  /// The loop's own counters and logs that an exact resume needs (checkpoints).
+  struct LoopState {
+    int64_t skipped_batches = 0;
+    int64_t optimizer_steps = 0;
+    int64_t accumulated = 0;  ///< batches whose gradients wait for an optimizer step
+    double early_best = 0;
+    int64_t early_bad_epochs = 0;
+    std::vector<double> loss_history_train, loss_history_test;
+    /// Taken inside a train epoch: that epoch's step values so far (its log_train).
+    bool in_epoch = false;
+    std::map<std::string, std::vector<double>> epoch_values;
+  };
+  LoopState loop_state() const;
+  /// Restores loop_state(); with in_epoch, the next run() continues that epoch: its log is
+  /// kept and the train loader's position is kept (as keep_loader_position()).
+  void restore_loop_state(LoopState state);
   bool stop_requested() const { return stop_requested_; }
   const std::string& stop_reason() const { return stop_reason_; }
   int64_t skipped_batches() const { return skipped_batches_; }
@@ -198,7 +226,11 @@ class Trainer {
   int64_t optimizer_steps_ = 0;
   int64_t accumulated_ = 0;  // batches whose gradients are waiting for an optimizer step
   bool resume_position_pending_ = false;  // a restored loader position must not be overwritten
-  double early_best_;
+  bool resume_epoch_log_pending_ = false;  // a restored mid-epoch log must not be cleared
+  bool interrupted_ = false;
+  bool in_train_epoch_ = false;
+  bool epoch_finished_ = true;  // the last run_epoch delivered every batch of its loader
+  double early_best_ = 0;
   int64_t early_bad_epochs_ = 0;
   std::unique_ptr<ProgressDisplay> display_;
 };
