@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "engine/zae.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "tests/support/test_util.h"
 
@@ -183,6 +184,24 @@ TEST_F(SafetensorsInterop, ReferenceWritesEngineReads) {
   const io::SafetensorsHeader h = io::read_safetensors_header(path("python_f8.safetensors"));
   ASSERT_EQ(h.entries.size(), 1u);
   EXPECT_EQ(h.entries[0].dtype, "F8_E4M3");
+}
+
+// A .ckpt is read by ordinary Python tools: safetensors loads every tensor, the state is
+// JSON, and zlib.crc32 reproduces the checksum as io/checkpoint.h describes.
+TEST_F(SafetensorsInterop, CheckpointOpensWithOrdinaryTools) {
+  io::Checkpoint ck;
+  ck.tensors.emplace_back("model.w", arange(0.0, 12.0, 1.0, {.dtype = DType::float32}).reshape({3, 4}));
+  ck.tensors.emplace_back("model.b", full({4}, 0.5, {.dtype = DType::float16})  // numpy has no bf16);
+  ck.tensors.emplace_back("optim.0.step", scalar_tensor(3.0, {.dtype = DType::float64}));
+  ck.tensors.emplace_back("grad.mask", full({2, 2}, 1.0, {.dtype = DType::bool_}));
+  io::json::Value progress = io::json::Value::make_object();
+  progress.members.emplace_back("epoch", io::json::Value::make_int(2));
+  progress.members.emplace_back("step", io::json::Value::make_int(17));
+  ck.state.members.emplace_back("progress", progress);
+  ck.user_metadata["note"] = "ünïcode \"quoted\"";
+  io::save_checkpoint(path("a.ckpt"), ck);
+  const std::string checker = (fs::path(script()).parent_path() / "check_ckpt_python.py").string();
+  EXPECT_EQ(0, run(python() + " " + checker + " " + path("a.ckpt") + " 4"));
 }
 
 }  // namespace
