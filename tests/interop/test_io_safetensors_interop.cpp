@@ -191,7 +191,7 @@ TEST_F(SafetensorsInterop, ReferenceWritesEngineReads) {
 TEST_F(SafetensorsInterop, CheckpointOpensWithOrdinaryTools) {
   io::Checkpoint ck;
   ck.tensors.emplace_back("model.w", arange(0.0, 12.0, 1.0, {.dtype = DType::float32}).reshape({3, 4}));
-  ck.tensors.emplace_back("model.b", full({4}, 0.5, {.dtype = DType::float16})  // numpy has no bf16);
+  ck.tensors.emplace_back("model.b", full({4}, 0.5, {.dtype = DType::float16}));  // numpy has no bf16
   ck.tensors.emplace_back("optim.0.step", scalar_tensor(3.0, {.dtype = DType::float64}));
   ck.tensors.emplace_back("grad.mask", full({2, 2}, 1.0, {.dtype = DType::bool_}));
   io::json::Value progress = io::json::Value::make_object();
