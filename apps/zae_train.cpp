@@ -20,7 +20,13 @@ void usage(FILE* out) {
                "  fashion-mnist  train on Fashion-MNIST (Debian package dataset-fashion-mnist) and report test accuracy\n"
                "          --model mlp|cnn (mlp)  --epochs N (10)  --batch-size N (128)  --lr X (1e-3)\n"
                "          --device auto|cpu|cuda[:i] (auto)  --seed N (0)  --workers N (0)  --no-bar\n"
-               "          --limit-train N  --limit-test N (use the first N images; 0 = all)  --save-dir DIR\n"
+               "          --limit-train N  --limit-test N (use the first N images; 0 = all)\n"
+               "          --save-dir DIR  checkpoints: DIR/last.ckpt (every epoch, and on SIGINT/SIGTERM) and the\n"
+               "                          best epoch by test accuracy, DIR/best-epoch<E>.<format>\n"
+               "          --save-format ckpt|safetensors (ckpt)  the best-epoch file: full state or weights only\n"
+               "          --save-every-steps N (0 = off)  also rewrite last.ckpt every N optimizer steps\n"
+               "          --resume last|PATH  continue from DIR/last.ckpt (fresh start if none yet) or a .ckpt,\n"
+               "                          training up to --epochs in all (needs --save-dir)\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
                "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n");
 }
@@ -44,6 +50,9 @@ int run_fashion_mnist(int argc, char** argv) {
     else if (a == "--limit-test") opts.limit_test = std::stoll(value());
     else if (a == "--data") opts.data_root = value();
     else if (a == "--save-dir") opts.save_dir = value();
+    else if (a == "--save-format") opts.save_format = value();
+    else if (a == "--save-every-steps") opts.save_every_steps = std::stoll(value());
+    else if (a == "--resume") opts.resume = value();
     else if (a == "--no-bar") opts.log_bar = false;
     else if (a == "--help" || a == "-h") {
       usage(stdout);

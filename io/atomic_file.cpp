@@ -3,12 +3,15 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <system_error>
 
 #include "engine/error.h"
 
@@ -134,6 +137,37 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   write_file_atomic(path, [&](std::FILE* f) { write_all(f, bytes.data(), bytes.size(), path); });
+}
+
+size_t remove_stale_temporaries(const std::string& dir, double min_age_seconds) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) return 0;
+  const auto now = fs::file_time_type::clock::now();
+  size_t removed = 0;
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    const std::string name = it->path().filename().string();
+    // ".<target>.tmp.<pid>.<n>"
+    if (name.size() < 8 || name[0] != '.') continue;
+    const size_t tmp = name.rfind(".tmp.");
+    if (tmp == std::string::npos || tmp == 0) continue;
+    const std::string rest = name.substr(tmp + 5);
+    const size_t dot = rest.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 >= rest.size()) continue;
+    const std::string pid_text = rest.substr(0, dot), n_text = rest.substr(dot + 1);
+    auto digits = [](const std::string& t) { return t.find_first_not_of("0123456789") == std::string::npos; };
+    if (!digits(pid_text) || !digits(n_text) || pid_text.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    const auto mtime = fs::last_write_time(it->path(), ec);
+    if (ec) continue;
+    const double age = std::chrono::duration<double>(now - mtime).count();
+    if (age < min_age_seconds) continue;
+    if (fs::remove(it->path(), ec) && !ec) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace zae::io

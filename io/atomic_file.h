@@ -22,6 +22,13 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 /// Replaces `path` with `bytes`.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+/// Removes the temporary files that writes killed mid-way (kill -9, power loss) left in
+/// `dir`: names ".<name>.tmp.<pid>.<n>" whose process no longer exists on this host and
+/// that were last modified at least `min_age_seconds` ago (a writer on another host of a
+/// shared filesystem keeps touching its file). Returns how many were removed; errors
+/// (an unreadable directory) remove nothing and are not reported.
+size_t remove_stale_temporaries(const std::string& dir, double min_age_seconds = 60.0);
+
 /// fwrite that throws a zae::Error naming `path` and strerror on a short write.
 void write_all(std::FILE* f, const void* data, size_t n, const std::string& path);
 

@@ -67,12 +67,11 @@ struct SignalHandlerAddon : AddOnBase {
 
     void run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader = nullptr) override {
       received_ = 0;
-      int signo = 0;
-      {
-        detail::SignalScope scope(opts_.signals);
-        Base::run(n_epoch, loader, valid_loader);
-        signo = detail::SignalScope::received();
-      }
+      // The handlers stay installed during the save, so that a second signal there still
+      // ends the process at once with 128 + signal (not the previous disposition).
+      detail::SignalScope scope(opts_.signals);
+      Base::run(n_epoch, loader, valid_loader);
+      const int signo = detail::SignalScope::received();
       if (signo != 0) {
         received_ = signo;
         detail::finish_after_signal(*this, signo, opts_.exit_process);

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "engine/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/state_json.h"
 #include "trainer/state_manager_addon.h"
@@ -57,6 +58,10 @@ StateManager::StateManager(StateManagerOptions options) : options_(std::move(opt
             options_.every_n_steps);
   ZAE_CHECK(!options_.monitor.empty(), "StateManagerAddon: monitor is empty");
   prepare_directory(options_.save_path);
+  // Temporary files of writes that a kill -9 interrupted in an earlier run.
+  if (const size_t n = io::remove_stale_temporaries(options_.save_path))
+    std::printf("state manager: removed %zu temporary file(s) of interrupted writes in %s\n", n,
+                options_.save_path.c_str());
   const std::string& r = options_.resume;
   if (r != "none" && r != "last") {
     std::error_code ec;

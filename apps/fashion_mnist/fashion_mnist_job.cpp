@@ -1,13 +1,17 @@
 #include "apps/fashion_mnist/fashion_mnist_job.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <type_traits>
 
 #include "engine/zae.h"
 #include "io/dataloader.h"
 #include "io/fashion_mnist.h"
 #include "nn/nn.h"
 #include "nn/optim/adam.h"
+#include "trainer/signal_handler_addon.h"
+#include "trainer/state_manager_addon.h"
 #include "trainer/trainer.h"
 
 namespace zae::apps {
@@ -15,9 +19,11 @@ namespace zae::apps {
 namespace {
 
 /// Classification with cross-entropy; test steps also count correct predictions.
-class ClassifierTrainer : public Trainer {
+/// `Base` is the Trainer with its add-ons (with or without the state manager).
+template <class Base>
+class ClassifierTrainer : public Base {
  public:
-  using Trainer::Trainer;
+  using Base::Base;
 
   StepOutput train_step(const Batch& batch) override {
     Tensor logits = net().forward(batch["image"]);  // (B, 10)
@@ -31,18 +37,68 @@ class ClassifierTrainer : public Trainer {
     return {{"loss", cross_entropy(logits, batch["label"])}};
   }
   Metrics metric_on_epoch_end() override {
-    if (mode() != Mode::test || seen_ == 0) return {};
+    if (this->mode() != Mode::test || seen_ == 0) return {};
     Metrics m{{"accuracy", correct_ / static_cast<double>(seen_)}};
     correct_ = 0;
     seen_ = 0;
     return m;
   }
+  void on_epoch_end(int64_t epoch) override {
+    Base::on_epoch_end(epoch);
+    if (this->mode() == Mode::train) ++epochs_closed_;
+  }
+  /// Train epochs this trainer closed (a resumed run counts only its own).
+  int64_t epochs_closed() const { return epochs_closed_; }
 
  private:
-  nn::Sequential& net() { return static_cast<nn::Sequential&>(model()); }
+  nn::Sequential& net() { return static_cast<nn::Sequential&>(this->model()); }
   double correct_ = 0;
   int64_t seen_ = 0;
+  int64_t epochs_closed_ = 0;
 };
+
+using PlainTrainer = ClassifierTrainer<Trainer::add_on<SignalHandlerAddon>>;
+using CheckpointingTrainer = ClassifierTrainer<Trainer::add_on<StateManagerAddon, SignalHandlerAddon>>;
+
+// Builds the trainer, trains up to o.epochs, and reports (the part that depends on the trainer type).
+template <class T, class... AddOnOptions>
+FashionMnistResult train(const FashionMnistOptions& o, const TrainerOptions& topts, DataLoader& train_loader,
+                         DataLoader& test_loader, const AddOnOptions&... addon_options) {
+  T trainer(topts, addon_options...);
+  auto start = std::chrono::steady_clock::now();
+  trainer.run(o.epochs, train_loader, &test_loader);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  FashionMnistResult r;
+  if constexpr (std::is_same_v<T, CheckpointingTrainer>) {
+    if (trainer.state_manager().resumed_from()) r.resumed_from = *trainer.state_manager().resumed_from();
+  }
+  // Epochs closed by this call (a resumed mid-epoch run also closes the epoch it continued).
+  r.epochs_run = trainer.epochs_closed();
+  if (!trainer.test_metrics().count("accuracy")) {
+    // Nothing was left to train (a resume of a finished plan): evaluate the restored weights.
+    std::printf("nothing left to train: the checkpoint has %lld epochs done, --epochs is %lld\n",
+                static_cast<long long>(trainer.progress().get_epoch() - 1), static_cast<long long>(o.epochs));
+    trainer.toggle(Mode::test);
+    trainer.run_epoch(test_loader);  // fills test_metrics, accuracy included
+    trainer.toggle(Mode::train);
+  }
+  r.test_accuracy = trainer.test_metrics().at("accuracy");
+  auto loss = trainer.train_metrics().find("loss");
+  r.final_train_loss = loss != trainer.train_metrics().end() ? loss->second : std::nan("");
+  if (r.epochs_run > 0) {
+    r.seconds_per_epoch = seconds / static_cast<double>(r.epochs_run);
+    std::printf("time per epoch (train + test): %.1f s\n", r.seconds_per_epoch);
+  }
+  std::printf("test accuracy: %.1f%%\n", 100.0 * r.test_accuracy);
+  if constexpr (std::is_same_v<T, CheckpointingTrainer>) {
+    const StateManager& sm = trainer.state_manager();
+    std::printf("checkpoints: %s", sm.last_path().c_str());
+    for (const auto& b : sm.best_files()) std::printf(", %s (best accuracy %.4f)", b.path.c_str(), b.value);
+    std::printf("\n");
+  }
+  return r;
+}
 
 std::shared_ptr<Dataset> load_split(const FashionMnistOptions& o, bool train) {
   FashionMNIST ds(FashionMNISTOptions{.root = o.data_root, .train = train, .normalize = true});
@@ -84,6 +140,13 @@ FashionMnistResult run_fashion_mnist(const FashionMnistOptions& o) {
   ZAE_CHECK(o.epochs >= 1, "fashion-mnist: --epochs must be >= 1, got ", o.epochs);
   ZAE_CHECK(o.batch_size >= 1, "fashion-mnist: --batch-size must be >= 1, got ", o.batch_size);
   ZAE_CHECK(o.lr > 0, "fashion-mnist: --lr must be > 0, got ", o.lr);
+  ZAE_CHECK(o.save_every_steps >= 0, "fashion-mnist: --save-every-steps must be >= 0, got ", o.save_every_steps);
+  const bool checkpoints = !o.save_dir.empty();
+  ZAE_CHECK(checkpoints || o.resume.empty(), "fashion-mnist: --resume ", o.resume,
+            " needs --save-dir (the directory the resumed run keeps saving to)");
+  ZAE_CHECK(checkpoints || o.save_format.empty(), "fashion-mnist: --save-format needs --save-dir");
+  ZAE_CHECK(checkpoints || o.save_every_steps == 0, "fashion-mnist: --save-every-steps needs --save-dir");
+  const SaveFormat format = o.save_format.empty() ? SaveFormat::ckpt : parse_save_format(o.save_format);
   const Device device = resolve_device(o.device);
   manual_seed(o.seed);
   auto train_set = load_split(o, true);
@@ -99,19 +162,27 @@ FashionMnistResult run_fashion_mnist(const FashionMnistOptions& o) {
   std::printf("fashion-mnist: %s, %lld parameters, %lld train / %lld test images, device %s\n", o.model.c_str(),
               static_cast<long long>(model->num_parameters()), static_cast<long long>(train_set->size()),
               static_cast<long long>(test_set->size()), device.str().c_str());
-  ClassifierTrainer trainer({.model = model, .device = device, .optimizer = optimizer, .log_bar = o.log_bar,
-                             .seed = o.seed});
-  auto start = std::chrono::steady_clock::now();
-  trainer.run(o.epochs, train_loader, &test_loader);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  TrainerOptions topts;
+  topts.model = model;
+  topts.device = device;
+  topts.optimizer = optimizer;
+  topts.log_bar = o.log_bar;
+  topts.seed = o.seed;
+  if (!checkpoints) return train<PlainTrainer>(o, topts, train_loader, test_loader, SignalHandlerOptions{});
 
-  FashionMnistResult r;
-  r.test_accuracy = trainer.test_metrics().at("accuracy");
-  r.final_train_loss = trainer.train_metrics().at("loss");
-  r.seconds_per_epoch = seconds / static_cast<double>(o.epochs);
-  std::printf("time per epoch (train + test): %.1f s\n", r.seconds_per_epoch);
-  std::printf("test accuracy: %.1f%%\n", 100.0 * r.test_accuracy);
-  return r;
+  StateManagerOptions sm;
+  sm.save_path = o.save_dir;
+  sm.save_format = format;
+  sm.keep_best_k = 1;
+  sm.monitor = "accuracy";  // the test accuracy (the job validates every epoch)
+  sm.maximize = true;
+  sm.every_n_steps = o.save_every_steps;
+  sm.resume = o.resume.empty() ? "none" : o.resume;
+  sm.metadata = {{"job", "fashion-mnist"},
+                 {"model", o.model},
+                 {"batch_size", std::to_string(o.batch_size)},
+                 {"seed", std::to_string(o.seed)}};
+  return train<CheckpointingTrainer>(o, topts, train_loader, test_loader, sm, SignalHandlerOptions{});
 }
 
 }  // namespace zae::apps

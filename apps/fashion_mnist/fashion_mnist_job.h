@@ -1,5 +1,13 @@
 // `zae-train fashion-mnist`: trains an MLP or a two-conv CNN on Fashion-MNIST with
 // the Trainer and reports the test accuracy. Shared by the CLI and its tests.
+//
+// The trainer always carries SignalHandlerAddon (SIGINT/SIGTERM stop after the current
+// step, exit 128 + signal). With save_dir it also carries StateManagerAddon: last.ckpt
+// every epoch (and every save_every_steps optimizer steps, and on a signal) and the
+// best epoch by test accuracy as best-epoch<E>.<save_format>; resume ("last" or a
+// path) restores the complete state and trains up to `epochs` in all. Without
+// save_dir no state manager exists at all (nothing is written anywhere), and the
+// checkpoint options are errors.
 #pragma once
 
 #include <cstdint>
@@ -24,13 +32,18 @@ struct FashionMnistOptions {
   int64_t limit_test = 0;
   int num_workers = 0;
   bool log_bar = true;
-  std::string save_dir;       ///< used by the state manager once it lands
+  std::string save_dir;       ///< checkpoint directory (StateManagerAddon); empty: no checkpoints
+  std::string save_format;    ///< best-epoch files: "ckpt" (default when empty) or "safetensors"; needs save_dir
+  std::string resume;         ///< "last" or a .ckpt path (empty: start fresh); needs save_dir
+  int64_t save_every_steps = 0;  ///< > 0: also write last.ckpt every N optimizer steps; needs save_dir
 };
 
 struct FashionMnistResult {
   double test_accuracy = 0;   ///< fraction in [0, 1]
   double final_train_loss = 0;
-  double seconds_per_epoch = 0;
+  double seconds_per_epoch = 0;  ///< of the epochs this call ran (0 when it ran none)
+  int64_t epochs_run = 0;        ///< epochs trained by this call (fewer than `epochs` after a resume)
+  std::string resumed_from;      ///< the checkpoint resumed from, or empty
 };
 
 /// "mlp": 784-512-256-10 with ReLU; "cnn": conv32-pool-conv64-pool-fc128-fc10.

@@ -99,9 +99,13 @@ struct Job {
     t.accumulate_grad_batches = kAccumulate;
     t.early_stopping = EarlyStopping{.monitor = "loss", .patience = 100};
     t.seed = 1234;  // the training stream (dropout); a resume replaces it with the saved position
-    trainer = std::make_unique<ResumeTrainer>(
-        t, StateManagerOptions{.save_path = dir, .keep_best_k = 2, .every_n_steps = every_n_steps,
-                                  .every_epoch = every_n_steps == 0, .resume = resume});
+    StateManagerOptions sm;
+    sm.save_path = dir;
+    sm.keep_best_k = 2;
+    sm.every_n_steps = every_n_steps;
+    sm.every_epoch = every_n_steps == 0;
+    sm.resume = resume;
+    trainer = std::make_unique<ResumeTrainer>(t, sm);
   }
   void run(int64_t epochs) { trainer->run(epochs, *train, valid.get()); }
 };
@@ -254,9 +258,16 @@ TEST_F(ResumeTest, SafetensorsBestFilesHoldTheWeights) {
   manual_seed(1);
   Job r(dir("r"), "none", 1);
   r.trainer.reset();
-  TrainerOptions t{.model = r.model, .optimizer = r.optimizer, .log_bar = false};
-  ResumeTrainer tr(t, StateManagerOptions{.save_path = dir("w"), .save_format = SaveFormat::safetensors,
-                                          .keep_best_k = 1, .every_epoch = false});
+  TrainerOptions t;
+  t.model = r.model;
+  t.optimizer = r.optimizer;
+  t.log_bar = false;
+  StateManagerOptions sm;
+  sm.save_path = dir("w");
+  sm.save_format = SaveFormat::safetensors;
+  sm.keep_best_k = 1;
+  sm.every_epoch = false;
+  ResumeTrainer tr(t, sm);
   tr.run(2, *r.train);
   const auto& best = tr.state_manager().best_files();
   ASSERT_EQ(best.size(), 1u);

@@ -1,0 +1,120 @@
+// Text helpers of zae-ckpt (see ckpt_text.h).
+#include "apps/ckpt/ckpt_text.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace zae::apps::ckpt {
+
+namespace json = io::json;
+
+namespace {
+
+void pretty(const json::Value& v, int indent, std::string& out) {
+  const std::string pad(static_cast<size_t>(indent + 2), ' ');
+  switch (v.kind) {
+    case json::Kind::object:
+      if (v.members.empty()) {
+        out += "{}";
+        return;
+      }
+      out += "{\n";
+      for (size_t i = 0; i < v.members.size(); ++i) {
+        out += pad;
+        json::append_quoted(out, v.members[i].first);
+        out += ": ";
+        pretty(v.members[i].second, indent + 2, out);
+        out += i + 1 < v.members.size() ? ",\n" : "\n";
+      }
+      out += std::string(static_cast<size_t>(indent), ' ') + "}";
+      return;
+    case json::Kind::array:
+      if (v.items.empty()) {
+        out += "[]";
+        return;
+      }
+      out += "[\n";
+      for (size_t i = 0; i < v.items.size(); ++i) {
+        out += pad;
+        pretty(v.items[i], indent + 2, out);
+        out += i + 1 < v.items.size() ? ",\n" : "\n";
+      }
+      out += std::string(static_cast<size_t>(indent), ' ') + "]";
+      return;
+    case json::Kind::string: json::append_quoted(out, v.text); return;
+    case json::Kind::number: out += v.text; return;
+    case json::Kind::boolean: out += v.boolean ? "true" : "false"; return;
+    case json::Kind::null: out += "null"; return;
+  }
+}
+
+}  // namespace
+
+// Text from a file, safe for a terminal: quoted and escaped if it holds control bytes.
+std::string printable(const std::string& s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return json::quote(s);
+  return s;
+}
+
+// Name order with digit runs compared as numbers ("optim.2.x" before "optim.10.x").
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      size_t is = i, js = j;  // skip leading zeros, then compare by length and digits
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      if (ie - is != je - js) return ie - is < je - js;
+      const int c = a.compare(is, ie - is, b, js, je - js);
+      if (c != 0) return c < 0;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  if ((a.size() - i) != (b.size() - j)) return a.size() - i < b.size() - j;
+  return a < b;  // equal up to leading zeros: any strict order
+}
+
+std::string shape_text(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string num(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string pretty_json(const json::Value& v) {
+  std::string out;
+  pretty(v, 0, out);
+  return out;
+}
+
+std::string human_bytes(uint64_t n) {
+  if (n < 1024) return std::to_string(n) + " B";
+  static const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(n);
+  int u = -1;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace zae::apps::ckpt
