@@ -1,7 +1,7 @@
 // libFuzzer entry point over the hardened safetensors reader. Any input must either
 // parse or be refused with a zae::Error; a crash, a sanitizer report, a leak, a hang or
 // any other exception is a bug. Also fuzzes the generic JSON tree parser on the header
-// bytes. Build and run: tests/fuzz/run_fuzz.sh SECONDS (see tests/fuzz/CMakeLists.txt).
+// bytes. Build and run: scripts/fuzz.sh (see tests/fuzz/CMakeLists.txt).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
