@@ -1,6 +1,8 @@
 // Allocator interface: every byte of tensor storage comes through one of these.
-// CPU memory is 64-byte aligned (cache line, AVX-512 vector). The CUDA allocator
-// (engine/cuda/) serves Device::cuda(i). Allocators outlive every allocation.
+// CPU memory is 64-byte aligned (cache line, AVX-512 vector). Device::cuda(i) is served
+// by a stream-ordered caching allocator (policy: engine/device_cache.h; CUDA side:
+// engine/cuda/caching_allocator.h; counters and empty_cache: engine/cuda_memory.h).
+// Allocators outlive every allocation.
 // The CPU allocator caches freed blocks of at least kCpuCacheMinBytes and hands them
 // out again (a training step frees and re-allocates the same large activations every
 // step; glibc unmaps them on free, and touching fresh pages costs a page fault each).

@@ -34,9 +34,10 @@ bool compiled();
 int device_count();
 /// compiled() && device_count() > 0.
 bool is_available();
-/// Whether the ops have CUDA kernels in this build. Tensors and copies work on CUDA
-/// already; the op kernels arrive with the CUDA backend, and until then this is false
-/// so that "auto" device choices stay on the CPU.
+/// Whether "auto" device choices may pick CUDA. Every op family has CUDA kernels in
+/// CUDA builds (Device::cuda() works explicitly), but they have not yet run on a GPU
+/// (no device was available to the sessions that wrote them): until scripts/gpu-check
+/// has passed on one, this stays false so that "auto" keeps choosing the CPU.
 bool ops_available();
 /// Blocks until all work on the current device has finished.
 void synchronize();

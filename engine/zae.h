@@ -3,6 +3,7 @@
 
 #include "engine/autograd/engine.h"
 #include "engine/autograd/grad_mode.h"
+#include "engine/determinism.h"
 #include "engine/device.h"
 #include "engine/dtype.h"
 #include "engine/error.h"

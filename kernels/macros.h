@@ -8,3 +8,11 @@
 #define ZAE_HD
 #define ZAE_INLINE inline
 #endif
+
+// Asks the device compiler to unroll the next loop fully; a no-op in host code (host
+// compilers unroll small constant-trip loops on their own and warn on `#pragma unroll`).
+#if defined(__CUDA_ARCH__)
+#define ZAE_UNROLL _Pragma("unroll")
+#else
+#define ZAE_UNROLL
+#endif

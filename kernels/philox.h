@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/macros.h"
+#include "kernels/portable_math.h"
 
 namespace zae::philox {
 
@@ -62,16 +63,23 @@ ZAE_INLINE double uniform_double(uint64_t seed, uint64_t offset, uint64_t i) {
   unsigned j = static_cast<unsigned>(i % 2) * 2;
   return to_unit_double(w.v[j], w.v[j + 1]);
 }
+/// The Box-Muller pair of words (a, b): u1 = (a + 1) / 2^32 in (0, 1] (log finite),
+/// theta = 2 pi b / 2^32; z0 = r cos(theta), z1 = r sin(theta), r = sqrt(-2 log u1).
+/// Built on kernels/portable_math.h so the host and a CUDA device give the same bits.
+ZAE_INLINE void box_muller(uint32_t a, uint32_t b, double& z0, double& z1) {
+  const double r = portable::sqrt_rn(-2.0 * portable::log_word_fraction(static_cast<uint64_t>(a) + 1u));
+  double s, c;
+  portable::sincos_turns(b, s, c);
+  z0 = r * c;
+  z1 = r * s;
+}
 /// Element i of a standard normal draw (Box-Muller on the word pair holding i), in double.
 ZAE_INLINE double normal(uint64_t seed, uint64_t offset, uint64_t i) {
   U32x4 w = block(seed, offset + i / 4);
   unsigned j = static_cast<unsigned>(i % 4) & ~1u;
-  // u1 in (0, 1] so log is finite; u2 in [0, 1).
-  double u1 = (static_cast<double>(w.v[j]) + 1.0) * (1.0 / 4294967296.0);
-  double u2 = static_cast<double>(w.v[j + 1]) * (1.0 / 4294967296.0);
-  double r = std::sqrt(-2.0 * std::log(u1));
-  double theta = 6.283185307179586476925286766559 * u2;
-  return (i % 2 == 0) ? r * std::cos(theta) : r * std::sin(theta);
+  double z0, z1;
+  box_muller(w.v[j], w.v[j + 1], z0, z1);
+  return (i % 2 == 0) ? z0 : z1;
 }
 
 /// Blocks a draw of n elements consumes, so the next draw starts fresh.

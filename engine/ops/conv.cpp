@@ -6,8 +6,12 @@
 //   before any reshaping; every message names the op and the values involved.
 // - conv1d runs the 2-D core on (N, C, 1, L) / (O, C/G, 1, k) views, and unbatched
 //   inputs run as a batch of one; those views carry the gradient back.
-// - float16/bfloat16 are computed in float32 (converted copies in and out); the node
-//   saves x only when weight needs a gradient and weight only when x does.
+// - CPU: float16/bfloat16 are computed in float32 (converted copies in and out). CUDA
+//   (cuDNN, kernels/cuda/conv.h): every dtype runs as itself, on dense 16-byte-aligned
+//   operands (copied when the caller's are not), on the current stream of x's device;
+//   TF32 only with zae::cuda::allow_tf32(), deterministic algorithms with
+//   zae::deterministic() (both read when the forward or backward starts).
+// - The node saves x only when weight needs a gradient and weight only when x does.
 #include "engine/ops/conv.h"
 
 #include <array>
@@ -17,6 +21,14 @@
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "kernels/cpu/im2col.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "engine/cuda_matmul.h"
+#include "engine/determinism.h"
+#include "engine/ops/dense_aligned.h"
+#include "kernels/cuda/conv.h"
+#endif
 
 namespace zae {
 
@@ -62,6 +74,15 @@ Tensor dense_as(const Tensor& t, DType dt) {
 
 DType compute_dtype(DType t) { return (t == DType::float16 || t == DType::bfloat16) ? DType::float32 : t; }
 
+// Whether this build has conv2d for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
+
 // Checks everything about a call; x and weight have the user's shapes.
 void validate(const ConvCall& c, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const char* op = c.op;
@@ -84,7 +105,7 @@ void validate(const ConvCall& c, const Tensor& x, const Tensor& weight, const Te
     ZAE_CHECK(bias.dtype() == x.dtype(), op, ": bias has dtype ", bias.dtype(), " but input has dtype ", x.dtype());
     ZAE_CHECK(bias.device() == x.device(), op, ": bias is on ", bias.device(), " but input is on ", x.device());
   }
-  ZAE_CHECK(x.device().is_cpu(), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
+  ZAE_CHECK(supported_device(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
             ") in this build");
 
   ZAE_CHECK(c.groups >= 1, op, ": groups must be positive, got ", c.groups);
@@ -124,6 +145,66 @@ void validate(const ConvCall& c, const Tensor& x, const Tensor& weight, const Te
             shape_str(x.shape()), ", padding ", dims_str(c, c.padding), ")");
 }
 
+#ifdef ZAE_WITH_CUDA
+kernels::cuda::ConvMath conv_math() { return {.allow_tf32 = cuda::allow_tf32(), .deterministic = deterministic()}; }
+
+// The 2-D core on CUDA (cuDNN): same contract as conv2d_core.
+Tensor conv2d_core_cuda(const ConvCall& c, const ConvShape& s, const Tensor& x_in, const Tensor& w_in,
+                        const Tensor& b_in) {
+  const int64_t batch = x_in.size(0), out_channels = w_in.size(0), groups = c.groups;
+  const DType dtype = x_in.dtype();
+  const int device = x_in.device().index;
+  cuda::DeviceGuard guard(device);
+  Tensor x = dense_aligned(x_in), w = dense_aligned(w_in), b = dense_as(b_in, dtype);
+  Tensor y = Tensor::empty({batch, out_channels, s.out_h, s.out_w}, {.dtype = dtype, .device = x.device()});
+  const kernels::cuda::ConvMath math = conv_math();
+  dispatch_floating(dtype, c.op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::cuda::conv2d_forward<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>(),
+                                     batch, out_channels, groups, s, math, cuda::current_stream(device));
+  });
+
+  const bool has_bias = b_in.defined();
+  const Shape x_shape = x_in.shape(), w_shape = w_in.shape(), y_shape = y.shape();
+  const std::string op = c.op;
+  const Device dev = x_in.device();
+  autograd::record(
+      c.spatial == 1 ? "Conv1dBackward" : "Conv2dBackward", {x_in, w_in, b_in}, y,
+      {w_in.requires_grad() ? x : Tensor(), x_in.requires_grad() ? w : Tensor()},
+      [s, batch, out_channels, groups, has_bias, dtype, dev, x_shape, w_shape, y_shape, op](
+          const Tensor& g_in, const autograd::BackwardContext& ctx) {
+        ZAE_CHECK(g_in.shape() == y_shape, op, " backward: gradient shape ", shape_str(g_in.shape()),
+                  " does not match the output shape ", shape_str(y_shape));
+        ZAE_CHECK(g_in.device() == dev, op, " backward: gradient is on ", g_in.device(), " but the input is on ", dev);
+        cuda::DeviceGuard guard(dev.index);
+        const Tensor& x = ctx.saved[0];
+        const Tensor& w = ctx.saved[1];
+        Tensor g = dense_aligned(dense_as(g_in, dtype));
+        TensorOptions opts{.dtype = dtype, .device = dev};
+        std::vector<Tensor> grads(3);
+        if (ctx.needs(0)) grads[0] = Tensor::empty(x_shape, opts);
+        if (ctx.needs(1)) grads[1] = Tensor::empty(w_shape, opts);
+        if (ctx.needs(2) && has_bias) grads[2] = Tensor::empty({out_channels}, opts);
+        const kernels::cuda::ConvMath math = conv_math();
+        cudaStream_t stream = cuda::current_stream(dev.index);
+        dispatch_floating(dtype, op, [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          if (grads[0].defined())
+            kernels::cuda::conv2d_backward_data<T>(g.data<T>(), w.data<T>(), grads[0].data<T>(), batch, out_channels,
+                                                   groups, s, math, stream);
+          if (grads[1].defined())
+            kernels::cuda::conv2d_backward_filter<T>(g.data<T>(), x.data<T>(), grads[1].data<T>(), batch,
+                                                     out_channels, groups, s, math, stream);
+          if (grads[2].defined())
+            kernels::cuda::conv2d_backward_bias<T>(g.data<T>(), grads[2].data<T>(), batch, out_channels,
+                                                   s.out_plane(), stream);
+        });
+        return grads;
+      });
+  return y;
+}
+#endif
+
 // The 2-D core on a validated batched x (N, C, H, W) and weight (O, C/G, kH, kW).
 Tensor conv2d_core(const ConvCall& c, const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   ConvShape s;
@@ -141,6 +222,9 @@ Tensor conv2d_core(const ConvCall& c, const Tensor& x_in, const Tensor& w_in, co
   s.out_h = (s.height + 2 * s.pad_h - s.dilation_h * (s.kernel_h - 1) - 1) / s.stride_h + 1;
   s.out_w = (s.width + 2 * s.pad_w - s.dilation_w * (s.kernel_w - 1) - 1) / s.stride_w + 1;
   const int64_t batch = x_in.size(0), out_channels = w_in.size(0), groups = c.groups;
+#ifdef ZAE_WITH_CUDA
+  if (x_in.device().is_cuda()) return conv2d_core_cuda(c, s, x_in, w_in, b_in);
+#endif
   const DType dtype = x_in.dtype(), cd = compute_dtype(dtype);
 
   Tensor x = dense_as(x_in, cd), w = dense_as(w_in, cd), b = dense_as(b_in, cd);

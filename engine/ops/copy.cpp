@@ -3,30 +3,38 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
+#include "engine/ops/backend.h"
 #include "engine/ops/iter.h"
 #include "kernels/cpu/copy.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/launch.h"
+#include "kernels/cuda/copy.h"
+#endif
 
 namespace zae {
 
 namespace {
-// Same-device copy with conversion (CPU kernels; CUDA kernels arrive with the CUDA backend).
+// Same-device copy with conversion, on the CPU or on the CUDA device that holds both.
 void copy_same_device(const Tensor& dst, const Tensor& src) {
   auto it = make_iter<2>({&dst, &src}, "copy");
-  if (dst.device().is_cpu()) {
-    dispatch_all(dst.dtype(), [&](auto dt) {
-      using D = typename decltype(dt)::type;
-      dispatch_all(src.dtype(), [&](auto st) {
-        using S = typename decltype(st)::type;
-        kernels::cpu::copy_cast<D, S>(it, static_cast<D*>(dst.raw_data()), static_cast<const S*>(src.raw_data()));
-      });
+  const Backend backend = elementwise_backend("copy", dst.device(), dst.dtype());
+  dispatch_all(dst.dtype(), [&](auto dt) {
+    using D = typename decltype(dt)::type;
+    dispatch_all(src.dtype(), [&](auto st) {
+      using S = typename decltype(st)::type;
+      D* d = static_cast<D*>(dst.raw_data());
+      const S* s = static_cast<const S*>(src.raw_data());
+      if (backend == Backend::cpu) {
+        kernels::cpu::copy_cast<D, S>(it, d, s);
+      } else {
+#ifdef ZAE_WITH_CUDA
+        cuda::LaunchScope scope(dst.device());
+        kernels::cuda::copy_cast<D, S>(it, d, s, scope.stream());
+#endif
+      }
     });
-    return;
-  }
-  bool dense = dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape();
-  ZAE_CHECK(dense, "copy on ", dst.device(), " from dtype ", src.dtype(), " shape ", shape_str(src.shape()),
-            " to dtype ", dst.dtype(), " shape ", shape_str(dst.shape()),
-            ": only dense same-dtype copies are available on CUDA in this build");
-  copy_bytes(dst.raw_data(), dst.device(), src.raw_data(), src.device(), dst.nbytes());
+  });
 }
 }  // namespace
 

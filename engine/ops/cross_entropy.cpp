@@ -4,6 +4,10 @@
 // with a 0-dim target are one row. Saved for backward: the rows of logits, the
 // flattened target, the per-row logsumexp (in the compute dtype) and the weights.
 // Mean divides by the summed weight of non-ignored targets (NaN when all are ignored).
+// Devices: CPU kernels, and in a CUDA build their CUDA twins (kernels/cuda/
+// cross_entropy.h). On CUDA the sum / mean and the mean's gradient scale (1 / summed
+// weight) stay on the device (saved as a one-element tensor); the only host
+// synchronisation is the target validation, so that a bad target is a clear error.
 #include "kernels/cpu/cross_entropy.h"
 
 #include <cmath>
@@ -12,6 +16,11 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/nn.h"
 #include "kernels/cpu/index.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/cross_entropy.h"
+#endif
 
 namespace zae {
 
@@ -29,6 +38,32 @@ Tensor logits_rows(const Tensor& logits, int64_t rows, int64_t classes) {
   return base.contiguous().reshape({rows, classes});
 }
 
+// Whether this build has cross_entropy kernels for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
+
+// Position of the first target (contiguous, `rows` values) outside [0, classes) that is
+// not `ignore`, or -1.
+int64_t invalid_target_position(const Tensor& t, int64_t rows, int64_t classes, int64_t ignore) {
+  return dispatch_index(t.dtype(), "cross_entropy", [&](auto itag) -> int64_t {
+    using I = typename decltype(itag)::type;
+    if (t.device().is_cpu()) return kernels::cpu::find_invalid_index<I>(t.data<I>(), rows, classes, &ignore);
+#ifdef ZAE_WITH_CUDA
+    cuda::DeviceGuard guard(t.device().index);
+    Tensor scratch = empty({1}, {.dtype = DType::int64, .device = t.device()});
+    return kernels::cuda::find_invalid_target<I>(t.data<I>(), rows, classes, &ignore, scratch.data<int64_t>(),
+                                                 cuda::current_stream(t.device().index));
+#else
+    ZAE_FAIL("cross_entropy: not implemented for device ", t.device(), " in this build");
+#endif
+  });
+}
+
 // Gradient rows (M, C) back in the layout of logits.
 Tensor rows_to_logits(const Tensor& d_rows, const Shape& logits_shape) {
   if (logits_shape.size() <= 2) return d_rows.reshape(logits_shape);
@@ -38,6 +73,78 @@ Tensor rows_to_logits(const Tensor& d_rows, const Shape& logits_shape) {
   Shape perm{0, static_cast<int64_t>(logits_shape.size()) - 1};
   for (size_t d = 1; d + 1 < logits_shape.size(); ++d) perm.push_back(static_cast<int64_t>(d));
   return d_rows.reshape(moved).permute(perm);
+}
+
+// The CUDA path after validation: forward, device-side sum / mean, and the graph node.
+// x (M, C) and t (M) are contiguous rows; lse (M) and out (none: the target's shape)
+// are allocated on the device.
+Tensor cross_entropy_cuda(const Tensor& logits, const Tensor& x, const Tensor& t, const Tensor& weight,
+                          const Tensor& lse, Tensor out, const kernels::cpu::CrossEntropyParams& params,
+                          Reduction reduction) {
+#ifdef ZAE_WITH_CUDA
+  const Device device = logits.device();
+  cuda::DeviceGuard guard(device.index);
+  cudaStream_t stream = cuda::current_stream(device.index);
+  const int64_t rows = params.rows;
+  const TensorOptions f64{.dtype = DType::float64, .device = device};
+  Tensor row_sums, grad_scale;  // (2, M) per-row loss and weight; (1) the mean's 1 / summed weight
+  if (reduction != Reduction::none) {
+    row_sums = empty({2, rows}, f64);
+    grad_scale = empty({1}, f64);
+    out = empty({}, {.dtype = logits.dtype(), .device = device});
+  }
+  dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(t.dtype(), "cross_entropy", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      double* row_loss = row_sums.defined() ? row_sums.data<double>() : nullptr;
+      kernels::cuda::cross_entropy_forward<T, I>(
+          x.data<T>(), t.data<I>(), weight.defined() ? weight.data<T>() : nullptr, params,
+          static_cast<acc_t<T>*>(lse.raw_data()), reduction == Reduction::none ? out.data<T>() : nullptr, row_loss,
+          row_loss != nullptr ? row_loss + rows : nullptr, stream);
+    });
+    if (reduction != Reduction::none) {
+      Tensor scratch = empty({kernels::cuda::cross_entropy_reduce_scratch(rows)}, f64);
+      kernels::cuda::cross_entropy_reduce<T>(row_sums.data<double>(), row_sums.data<double>() + rows, rows,
+                                             reduction == Reduction::mean, out.data<T>(), grad_scale.data<double>(),
+                                             scratch.data<double>(), stream);
+    }
+  });
+
+  Shape logits_shape = logits.shape();
+  autograd::record(
+      "CrossEntropyBackward", {logits}, out, {x, t, lse, weight, grad_scale},
+      [logits_shape, params, reduction](const Tensor& g, const autograd::BackwardContext& ctx) {
+        const Tensor& xs = ctx.saved[0];
+        const Tensor& ts = ctx.saved[1];
+        const Tensor& ls = ctx.saved[2];
+        const Tensor& ws = ctx.saved[3];
+        const Tensor& scale = ctx.saved[4];
+        Tensor gc = (g.dtype() == xs.dtype() ? g : g.to(xs.dtype())).contiguous();
+        const int64_t grad_stride = reduction == Reduction::none ? 1 : 0;
+        cuda::DeviceGuard guard(xs.device().index);
+        Tensor d = empty(xs.shape(), {.dtype = xs.dtype(), .device = xs.device()});  // (M, C)
+        const DType acc_dtype = xs.dtype() == DType::float64 ? DType::float64 : DType::float32;
+        Tensor scratch = ws.defined() ? empty({1}, {.dtype = acc_dtype, .device = xs.device()}) : Tensor();
+        dispatch_floating(xs.dtype(), "cross_entropy backward", [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          dispatch_index(ts.dtype(), "cross_entropy backward", [&](auto itag) {
+            using I = typename decltype(itag)::type;
+            kernels::cuda::cross_entropy_backward<T, I>(
+                xs.data<T>(), ts.data<I>(), ws.defined() ? ws.data<T>() : nullptr,
+                static_cast<const acc_t<T>*>(ls.raw_data()), gc.data<T>(), grad_stride,
+                scale.defined() ? scale.data<double>() : nullptr, params, d.data<T>(),
+                scratch.defined() ? static_cast<acc_t<T>*>(scratch.raw_data()) : nullptr,
+                cuda::current_stream(xs.device().index));
+          });
+        });
+        return std::vector<Tensor>{rows_to_logits(d, logits_shape)};
+      });
+  return out;
+#else
+  (void)x, (void)t, (void)weight, (void)lse, (void)out, (void)params, (void)reduction;
+  ZAE_FAIL("cross_entropy: not implemented for device ", logits.device(), " in this build");
+#endif
 }
 
 }  // namespace
@@ -76,28 +183,26 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
               " but logits are on ", logits.device());
     weight = opts.weight.detach().to(logits.dtype()).contiguous();
   }
-  ZAE_CHECK(logits.device().is_cpu(), "cross_entropy: not implemented for device ", logits.device(), " (dtype ",
-            logits.dtype(), ") in this build");
+  ZAE_CHECK(supported_device(logits.device()), "cross_entropy: not implemented for device ", logits.device(),
+            " (dtype ", logits.dtype(), ") in this build");
 
   const int64_t rows = shape_numel(expected);
   Tensor x = logits_rows(logits, rows, classes);            // (M, C)
   Tensor t = target.detach().contiguous().reshape({rows});  // (M)
   const int64_t ignore = opts.ignore_index;
-  dispatch_index(t.dtype(), "cross_entropy", [&](auto itag) {
-    using I = typename decltype(itag)::type;
-    const I* p = t.data<I>();
-    int64_t pos = kernels::cpu::find_invalid_index<I>(p, rows, classes, &ignore);
-    ZAE_CHECK(pos < 0, "cross_entropy: target ", static_cast<int64_t>(p[pos]), " at flat position ", pos,
-              " is out of bounds for ", classes, " classes (valid: [0, ", classes - 1, "] or ignore_index ", ignore,
-              "; logits shape ", shape_str(logits.shape()), ")");
-  });
+  const int64_t pos = invalid_target_position(t, rows, classes, ignore);
+  ZAE_CHECK(pos < 0, "cross_entropy: target ", (pos < 0 ? 0 : t.select(0, pos).item<int64_t>()), " at flat position ",
+            pos, " is out of bounds for ", classes, " classes (valid: [0, ", classes - 1, "] or ignore_index ", ignore,
+            "; logits shape ", shape_str(logits.shape()), ")");
 
+  const Device device = logits.device();
   const DType acc_dtype = logits.dtype() == DType::float64 ? DType::float64 : DType::float32;
-  Tensor lse = empty({rows}, {.dtype = acc_dtype});  // (M)
+  Tensor lse = empty({rows}, {.dtype = acc_dtype, .device = device});  // (M)
   const Reduction reduction = opts.reduction;
-  Tensor out = reduction == Reduction::none ? empty(expected, {.dtype = logits.dtype()}) : Tensor();
+  Tensor out = reduction == Reduction::none ? empty(expected, {.dtype = logits.dtype(), .device = device}) : Tensor();
   const kernels::cpu::CrossEntropyParams params{
       .rows = rows, .classes = classes, .ignore_index = ignore, .label_smoothing = opts.label_smoothing};
+  if (device.is_cuda()) return cross_entropy_cuda(logits, x, t, weight, lse, out, params, reduction);
   kernels::cpu::CrossEntropySums sums = dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     return dispatch_index(t.dtype(), "cross_entropy", [&](auto itag) {

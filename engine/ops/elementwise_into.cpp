@@ -1,6 +1,6 @@
 // unary_into / binary_into: the non-recording elementwise primitives. They validate
 // (defined operands, one device, supported dtype), convert inputs to the compute
-// dtype, build the broadcast iterator and dispatch once to a CPU kernel.
+// dtype, build the broadcast iterator and dispatch once to a CPU or CUDA kernel.
 // Invariants: the compute dtype is out's dtype (bool-out comparisons compute in
 // promote_types(a, b)); an input that shares memory with `out` without being the
 // very same view is read completely before `out` is written (the result is staged);
@@ -11,10 +11,17 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "engine/ops/backend.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/iter.h"
 #include "kernels/cpu/binary.h"
 #include "kernels/cpu/unary.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/launch.h"
+#include "kernels/cuda/binary.h"
+#include "kernels/cuda/unary.h"
+#endif
 
 namespace zae {
 
@@ -79,12 +86,6 @@ void check_same_device(const char* op_name, const Tensor& x, const char* x_role,
             x.device(), " and ", y_role, " on ", y.device());
 }
 
-// Fails for devices without elementwise kernels in this build (CUDA adds its branch here).
-void check_cpu(const char* op_name, const Tensor& out) {
-  ZAE_CHECK(out.device().is_cpu(), op_name, ": not implemented for device ", out.device(), " in this build (dtype ",
-            out.dtype(), ")");
-}
-
 // An output must not write one memory location through two indices.
 void check_no_internal_overlap(const char* op_name, const Tensor& out) {
   for (int64_t d = 0; d < out.dim(); ++d)
@@ -119,31 +120,62 @@ A alpha_as(double alpha) {
     return static_cast<A>(static_cast<int64_t>(alpha));
 }
 
-void run_unary_cpu(kc::UnaryKind kind, const Tensor& out, const Tensor& a, const char* op_name) {
+void run_unary(kc::UnaryKind kind, const Tensor& out, const Tensor& a, const char* op_name) {
   auto it = make_iter<2>({&out, &a}, op_name);
+  const Backend backend = elementwise_backend(op_name, out.device(), out.dtype());
   dispatch_numeric(out.dtype(), op_name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (!std::is_same_v<T, bool>)
-      kc::unary<T>(kind, it, static_cast<T*>(out.raw_data()), static_cast<const T*>(a.raw_data()));
+    if constexpr (!std::is_same_v<T, bool>) {
+      T* o = static_cast<T*>(out.raw_data());
+      const T* x = static_cast<const T*>(a.raw_data());
+      if (backend == Backend::cpu) {
+        kc::unary<T>(kind, it, o, x);
+      } else {
+#ifdef ZAE_WITH_CUDA
+        cuda::LaunchScope scope(out.device());
+        kernels::cuda::unary<T>(kind, it, o, x, scope.stream());
+#endif
+      }
+    }
   });
 }
 
-void run_binary_cpu(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
-                    const char* op_name) {
+void run_binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
+                const char* op_name) {
   auto it = make_iter<3>({&out, &a, &b}, op_name);
+  const Backend backend = elementwise_backend(op_name, out.device(), out.dtype());
   if (is_comparison(op)) {
     dispatch_all(a.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kc::compare<T>(to_compare(op), it, static_cast<bool*>(out.raw_data()), static_cast<const T*>(a.raw_data()),
-                     static_cast<const T*>(b.raw_data()));
+      bool* o = static_cast<bool*>(out.raw_data());
+      const T* x = static_cast<const T*>(a.raw_data());
+      const T* y = static_cast<const T*>(b.raw_data());
+      if (backend == Backend::cpu) {
+        kc::compare<T>(to_compare(op), it, o, x, y);
+      } else {
+#ifdef ZAE_WITH_CUDA
+        cuda::LaunchScope scope(out.device());
+        kernels::cuda::compare<T>(to_compare(op), it, o, x, y, scope.stream());
+#endif
+      }
     });
     return;
   }
   dispatch_numeric(out.dtype(), op_name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (!std::is_same_v<T, bool>)
-      kc::binary<T>(to_kind(op), it, static_cast<T*>(out.raw_data()), static_cast<const T*>(a.raw_data()),
-                    static_cast<const T*>(b.raw_data()), alpha_as<acc_t<T>>(alpha));
+    if constexpr (!std::is_same_v<T, bool>) {
+      T* o = static_cast<T*>(out.raw_data());
+      const T* x = static_cast<const T*>(a.raw_data());
+      const T* y = static_cast<const T*>(b.raw_data());
+      if (backend == Backend::cpu) {
+        kc::binary<T>(to_kind(op), it, o, x, y, alpha_as<acc_t<T>>(alpha));
+      } else {
+#ifdef ZAE_WITH_CUDA
+        cuda::LaunchScope scope(out.device());
+        kernels::cuda::binary<T>(to_kind(op), it, o, x, y, alpha_as<acc_t<T>>(alpha), scope.stream());
+#endif
+      }
+    }
   });
 }
 
@@ -152,7 +184,7 @@ void run_binary_cpu(BinaryOp op, const Tensor& out, const Tensor& a, const Tenso
 void unary_into(UnaryOp op, const Tensor& out, const Tensor& a, const char* op_name) {
   ZAE_CHECK(out.defined() && a.defined(), op_name, ": undefined tensor");
   check_same_device(op_name, out, "the output", a, "the input");
-  check_cpu(op_name, out);
+  elementwise_backend(op_name, out.device(), out.dtype());
   const DType dt = out.dtype();
   const kc::UnaryKind kind = to_kind(op);
   ZAE_CHECK(dt != DType::bool_, op_name, ": dtype bool is not supported");
@@ -168,11 +200,11 @@ void unary_into(UnaryOp op, const Tensor& out, const Tensor& a, const char* op_n
   Tensor ac = as_dtype(a, dt);
   if (needs_staging(out, ac)) {
     Tensor staged = Tensor::empty(out.shape(), {.dtype = dt, .device = out.device()});
-    run_unary_cpu(kind, staged, ac, op_name);
+    run_unary(kind, staged, ac, op_name);
     copy_into(out, staged);
     return;
   }
-  run_unary_cpu(kind, out, ac, op_name);
+  run_unary(kind, out, ac, op_name);
 }
 
 void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
@@ -180,7 +212,7 @@ void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& 
   ZAE_CHECK(out.defined() && a.defined() && b.defined(), op_name, ": undefined tensor");
   check_same_device(op_name, a, "the first operand", b, "the second operand");
   check_same_device(op_name, out, "the output", a, "the inputs");
-  check_cpu(op_name, out);
+  elementwise_backend(op_name, out.device(), out.dtype());
   const DType promoted = promote_types(a.dtype(), b.dtype());
   DType dt = promoted;  // compute dtype
   if (is_comparison(op)) {
@@ -205,11 +237,11 @@ void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& 
   Tensor bc = as_dtype(b, dt);
   if (needs_staging(out, ac) || needs_staging(out, bc)) {
     Tensor staged = Tensor::empty(out.shape(), {.dtype = out.dtype(), .device = out.device()});
-    run_binary_cpu(op, staged, ac, bc, alpha, op_name);
+    run_binary(op, staged, ac, bc, alpha, op_name);
     copy_into(out, staged);
     return;
   }
-  run_binary_cpu(op, out, ac, bc, alpha, op_name);
+  run_binary(op, out, ac, bc, alpha, op_name);
 }
 
 }  // namespace zae

@@ -1,13 +1,21 @@
-// Factories. Values are produced on the CPU (random ones from the Philox stream)
-// and moved to the requested device; CUDA fills arrive with the CUDA backend.
+// Factories. Constant and random fills (full/zeros/ones, rand/randn/randint) run on the
+// tensor's device: CPU kernels or CUDA kernels that draw the same Philox numbers, so the
+// same generator state gives the same values on every device. arange, linspace, eye and
+// tensor() build their values on the CPU and move them to the requested device.
 #include "engine/ops/factory.h"
 
 #include <cmath>
 
+#include "engine/ops/backend.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/iter.h"
 #include "kernels/cpu/fill.h"
 #include "kernels/philox.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/launch.h"
+#include "kernels/cuda/fill.h"
+#endif
 
 namespace zae {
 
@@ -22,8 +30,10 @@ Tensor make_on_cpu(const Shape& shape, TensorOptions opts, Fill&& fill_cpu) {
   return out;
 }
 
-void fill_cpu(const Tensor& t, double value) {
+// t[...] = value converted to t's dtype, on t's device.
+void fill_tensor(const Tensor& t, double value) {
   auto it = make_iter<1>({&t}, "fill");
+  const Backend backend = elementwise_backend("fill", t.device(), t.dtype());
   dispatch_all(t.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T v;
@@ -33,8 +43,29 @@ void fill_cpu(const Tensor& t, double value) {
       v = T(static_cast<float>(value));
     else
       v = static_cast<T>(value);
-    kernels::cpu::fill<T>(it, static_cast<T*>(t.raw_data()), v);
+    T* p = static_cast<T*>(t.raw_data());
+    if (backend == Backend::cpu) {
+      kernels::cpu::fill<T>(it, p, v);
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::LaunchScope scope(t.device());
+      kernels::cuda::fill<T>(it, p, v, scope.stream());
+#endif
+    }
   });
+}
+
+// An uninitialised tensor on opts.device for a fill (allocation errors first: they say
+// when a build has no CUDA backend at all), and the backend that fills it.
+Tensor empty_for_fill(const Shape& shape, TensorOptions opts, const char* op, Backend& backend) {
+  Tensor t = Tensor::empty(shape, {.dtype = opts.dtype, .device = opts.device});
+  backend = elementwise_backend(op, opts.device, opts.dtype);
+  return t;
+}
+
+Tensor finish(Tensor t, TensorOptions opts) {
+  if (opts.requires_grad) t.requires_grad_(true);
+  return t;
 }
 
 Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generator(); }
@@ -43,7 +74,9 @@ Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generato
 Tensor empty(const Shape& shape, TensorOptions opts) { return Tensor::empty(shape, opts); }
 
 Tensor full(const Shape& shape, double value, TensorOptions opts) {
-  return make_on_cpu(shape, opts, [&](const Tensor& t) { fill_cpu(t, value); });
+  Tensor t = Tensor::empty(shape, {.dtype = opts.dtype, .device = opts.device});
+  fill_tensor(t, value);
+  return finish(t, opts);
 }
 Tensor zeros(const Shape& shape, TensorOptions opts) { return full(shape, 0.0, opts); }
 Tensor ones(const Shape& shape, TensorOptions opts) { return full(shape, 1.0, opts); }
@@ -90,41 +123,68 @@ Tensor eye(int64_t n, int64_t m, TensorOptions opts) {
   if (m == -1) m = n;
   ZAE_CHECK(n >= 0 && m >= 0, "eye: sizes must be non-negative, got n = ", n, ", m = ", m);
   return make_on_cpu({n, m}, opts, [&](const Tensor& t) {
-    fill_cpu(t, 0.0);
-    for (int64_t i = 0; i < std::min(n, m); ++i) fill_cpu(t.select(0, i).select(0, i), 1.0);
+    fill_tensor(t, 0.0);
+    for (int64_t i = 0; i < std::min(n, m); ++i) fill_tensor(t.select(0, i).select(0, i), 1.0);
   });
 }
 
 Tensor rand(const Shape& shape, TensorOptions opts, Generator* gen) {
-  return make_on_cpu(shape, opts, [&](const Tensor& t) {
-    dispatch_floating(t.dtype(), "rand", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      uint64_t per_block = std::is_same_v<T, double> ? 2 : 4;
-      auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), per_block));
-      kernels::cpu::uniform<T>(static_cast<T*>(t.raw_data()), t.numel(), d.seed, d.offset, 0.0, 1.0);
-    });
+  Backend backend;
+  Tensor t = empty_for_fill(shape, opts, "rand", backend);
+  dispatch_floating(t.dtype(), "rand", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    uint64_t per_block = std::is_same_v<T, double> ? 2 : 4;
+    auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), per_block));
+    T* p = static_cast<T*>(t.raw_data());
+    if (backend == Backend::cpu) {
+      kernels::cpu::uniform<T>(p, t.numel(), d.seed, d.offset, 0.0, 1.0);
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::LaunchScope scope(t.device());
+      kernels::cuda::uniform<T>(p, t.numel(), d.seed, d.offset, 0.0, 1.0, scope.stream());
+#endif
+    }
   });
+  return finish(t, opts);
 }
 
 Tensor randn(const Shape& shape, TensorOptions opts, Generator* gen) {
-  return make_on_cpu(shape, opts, [&](const Tensor& t) {
-    dispatch_floating(t.dtype(), "randn", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), 4));
-      kernels::cpu::normal<T>(static_cast<T*>(t.raw_data()), t.numel(), d.seed, d.offset, 0.0, 1.0);
-    });
+  Backend backend;
+  Tensor t = empty_for_fill(shape, opts, "randn", backend);
+  dispatch_floating(t.dtype(), "randn", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), 4));
+    T* p = static_cast<T*>(t.raw_data());
+    if (backend == Backend::cpu) {
+      kernels::cpu::normal<T>(p, t.numel(), d.seed, d.offset, 0.0, 1.0);
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::LaunchScope scope(t.device());
+      kernels::cuda::normal<T>(p, t.numel(), d.seed, d.offset, 0.0, 1.0, scope.stream());
+#endif
+    }
   });
+  return finish(t, opts);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts, Generator* gen) {
   ZAE_CHECK(low < high, "randint: low (", low, ") must be less than high (", high, ")");
-  return make_on_cpu(shape, opts, [&](const Tensor& t) {
-    dispatch_numeric(t.dtype(), "randint", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), 2));
-      kernels::cpu::randint<T>(static_cast<T*>(t.raw_data()), t.numel(), d.seed, d.offset, low, high);
-    });
+  Backend backend;
+  Tensor t = empty_for_fill(shape, opts, "randint", backend);
+  dispatch_numeric(t.dtype(), "randint", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto d = gen_or_default(gen).reserve(philox::blocks_for(static_cast<uint64_t>(t.numel()), 2));
+    T* p = static_cast<T*>(t.raw_data());
+    if (backend == Backend::cpu) {
+      kernels::cpu::randint<T>(p, t.numel(), d.seed, d.offset, low, high);
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::LaunchScope scope(t.device());
+      kernels::cuda::randint<T>(p, t.numel(), d.seed, d.offset, low, high, scope.stream());
+#endif
+    }
   });
+  return finish(t, opts);
 }
 
 template <class T>

@@ -4,17 +4,33 @@
 // multiple of num_groups >= 1; weight and bias, when given, are (C) in x's dtype and
 // on its device. The node saves x, weight and the per-group mean and rstd (N, G) in
 // acc_t (float32 for 16-bit x).
+// Devices: the CPU kernels and, in a CUDA build, their CUDA twins (kernels/cuda/
+// group_norm.h) on the current stream of x's device.
 #include "engine/ops/group_norm.h"
 
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "kernels/cpu/group_norm.h"
 
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/group_norm.h"
+#endif
+
 namespace zae {
 
 namespace {
 
 DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
+
+// Whether this build has group_norm kernels for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x) {
   if (!p.defined()) return;
@@ -32,8 +48,8 @@ std::vector<Tensor> group_norm_backward_impl(const Tensor& g_in, const Tensor& x
                                              const autograd::BackwardContext& ctx) {
   ZAE_CHECK(g_in.shape() == x.shape(), "group_norm backward: gradient shape ", shape_str(g_in.shape()),
             " does not match the input shape ", shape_str(x.shape()));
-  ZAE_CHECK(x.device().is_cpu(), "group_norm backward: not implemented for device ", x.device(), " (dtype ", x.dtype(),
-            ") in this build");
+  ZAE_CHECK(g_in.device() == x.device(), "group_norm backward: gradient is on ", g_in.device(),
+            " but the input is on ", x.device());
   const int64_t N = x.shape()[0], C = x.shape()[1], S = N > 0 && C > 0 ? x.numel() / (N * C) : 0;
   Tensor g = dense_data(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
   std::vector<Tensor> grads(3);
@@ -45,8 +61,18 @@ std::vector<Tensor> group_norm_backward_impl(const Tensor& g_in, const Tensor& x
     using T = typename decltype(tag)::type;
     using Acc = acc_t<T>;
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-    kernels::cpu::group_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
-                                         ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), N, C, S, groups);
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      Tensor row_sums = Tensor::empty({2, N, C}, {.dtype = DType::float64, .device = x.device()});  // (2, N, C)
+      kernels::cuda::group_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
+                                            ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), N, C, S, groups,
+                                            row_sums.data<double>(), cuda::current_stream(x.device().index));
+#endif
+    } else {
+      kernels::cpu::group_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
+                                           ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), N, C, S, groups);
+    }
   });
   return grads;
 }
@@ -66,8 +92,8 @@ Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_i
   check_affine("weight", weight_in, x_in);
   check_affine("bias", bias_in, x_in);
   ZAE_CHECK(eps >= 0.0, "group_norm: eps must be non-negative, got ", eps);
-  ZAE_CHECK(x_in.device().is_cpu(), "group_norm: not implemented for device ", x_in.device(), " (dtype ", x_in.dtype(),
-            ") in this build");
+  ZAE_CHECK(supported_device(x_in.device()), "group_norm: not implemented for device ", x_in.device(), " (dtype ",
+            x_in.dtype(), ") in this build");
 
   const int64_t S = N > 0 && C > 0 ? x_in.numel() / (N * C) : 0;
   Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
@@ -79,8 +105,17 @@ Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_i
     using T = typename decltype(tag)::type;
     using Acc = acc_t<T>;
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-    kernels::cpu::group_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
-                                        rstd.data<Acc>(), N, C, S, num_groups, eps);
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      kernels::cuda::group_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                           rstd.data<Acc>(), N, C, S, num_groups, eps,
+                                           cuda::current_stream(x.device().index));
+#endif
+    } else {
+      kernels::cpu::group_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                          rstd.data<Acc>(), N, C, S, num_groups, eps);
+    }
   });
 
   const bool has_bias = bias.defined();

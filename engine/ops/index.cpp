@@ -1,24 +1,48 @@
 // Indexing ops: gather, index_select, scatter_add (torch semantics), each with its
-// backward. Indices are int64 or int32 and are bounds-checked before any kernel
-// runs (the error names the bad value, the dim and its size); negative indices
-// are out of bounds, as in torch. Index tensors never receive gradients.
+// backward, on the CPU and on CUDA. Indices are int64 or int32 and are bounds-checked
+// before any kernel runs (the error names the bad value, the dim and its size);
+// negative indices are out of bounds, as in torch. Index tensors never receive
+// gradients. On CUDA the check runs on the device and is read back once per forward
+// call (engine/ops/index_check.h); accumulation (scatter_add, and the backward of
+// gather and index_select) is bit-reproducible when zae::deterministic() is on and uses
+// atomicAdd otherwise (engine/determinism.h).
 #include "engine/ops/index.h"
 
 #include <string>
 
 #include "engine/autograd/node.h"
+#include "engine/determinism.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/factory.h"
+#include "engine/ops/index_check.h"
 #include "kernels/cpu/index.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/index.h"
+#endif
 
 namespace zae {
 
 namespace {
 
-void require_cpu(const char* op, const Tensor& x) {
-  ZAE_CHECK(x.device().is_cpu(), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
-            ") in this build");
+void require_kernels(const char* op, const Tensor& x) {
+#ifdef ZAE_WITH_CUDA
+  const bool ok = x.device().is_cpu() || x.device().is_cuda();
+#else
+  const bool ok = x.device().is_cpu();
+#endif
+  ZAE_CHECK(ok, op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(), ") in this build");
 }
+
+#ifdef ZAE_WITH_CUDA
+cudaStream_t stream_of(const Tensor& t) { return cuda::current_stream(t.device().index); }
+
+// Device workspace of `bytes` bytes on t's device (the caching allocator serves it).
+Tensor workspace_for(const Tensor& t, size_t bytes) {
+  return Tensor::empty({static_cast<int64_t>(bytes)}, {.dtype = DType::uint8, .device = t.device()});
+}
+#endif
 
 void check_same_device(const char* op, const Tensor& x, const Tensor& other, const char* what) {
   ZAE_CHECK(other.device() == x.device(), op, ": ", what, " is on ", other.device(), " but the input is on ",
@@ -34,13 +58,9 @@ Tensor contiguous_index(const char* op, const Tensor& index) {
 
 // Fails naming `op` when a value of idx (contiguous) lies outside [0, size) of x's dim `dim`.
 void check_index_range(const char* op, const Tensor& idx, int64_t size, int64_t dim, const Shape& x_shape) {
-  dispatch_index(idx.dtype(), op, [&](auto tag) {
-    using I = typename decltype(tag)::type;
-    const I* p = idx.data<I>();
-    int64_t pos = kernels::cpu::find_invalid_index<I>(p, idx.numel(), size);
-    ZAE_CHECK(pos < 0, op, ": index ", static_cast<int64_t>(p[pos]), " is out of bounds for dim ", dim, " with size ",
-              size, " (input shape ", shape_str(x_shape), ", at flat index position ", pos, ")");
-  });
+  const int64_t pos = detail::scan_indices(op, idx, size).first_invalid;
+  ZAE_CHECK(pos < 0, op, ": index ", detail::index_value_at(idx, pos), " is out of bounds for dim ", dim,
+            " with size ", size, " (input shape ", shape_str(x_shape), ", at flat index position ", pos, ")");
 }
 
 // Size of dim `dim` of x, treating a 0-dim tensor as one element.
@@ -65,6 +85,26 @@ void scatter_add_into(const Tensor& out, int64_t dim, const Tensor& idx, const T
       ++k;
     }
   }
+  if (out.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+    ZAE_CHECK(out.is_contiguous(), "scatter_add: internal error: CUDA accumulation into a strided output");
+    const bool det = deterministic();
+    cuda::DeviceGuard guard(out.device().index);
+    dispatch_numeric(out.dtype(), "scatter_add", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        Tensor ws = workspace_for(out, kernels::cuda::scatter_add_workspace_bytes<T>(it.numel(), out.numel(), det));
+        kernels::cuda::scatter_add<T, I>(it, static_cast<T*>(out.raw_data()), static_cast<const T*>(src.raw_data()),
+                                         idx.data<I>(), dim_stride(out, dim), dim_size(out, dim), out.numel(), det,
+                                         ws.raw_data(), stream_of(out));
+      });
+    });
+#else
+    ZAE_FAIL("CUDA tensor in a build without the CUDA backend");
+#endif
+    return;
+  }
   dispatch_numeric(out.dtype(), "scatter_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
@@ -81,6 +121,25 @@ void index_add_into(const Tensor& out, int64_t dim, const Tensor& idx, const Ten
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
   for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= shape[d];
+  if (out.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+    const bool det = deterministic();
+    cuda::DeviceGuard guard(out.device().index);
+    dispatch_floating(out.dtype(), "index_select backward", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      dispatch_index(idx.dtype(), "index_select backward", [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        Tensor ws = workspace_for(out, kernels::cuda::index_add_workspace_bytes<T>(idx.numel(), out.numel(), det));
+        kernels::cuda::index_add<T, I>(static_cast<T*>(out.raw_data()), static_cast<const T*>(src.raw_data()),
+                                       idx.data<I>(), outer, shape[dim], idx.numel(), inner, -1, det, ws.raw_data(),
+                                       stream_of(out));
+      });
+    });
+#else
+    ZAE_FAIL("CUDA tensor in a build without the CUDA backend");
+#endif
+    return;
+  }
   dispatch_numeric(out.dtype(), "index_select backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_index(idx.dtype(), "index_select backward", [&](auto itag) {
@@ -103,7 +162,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
               " is larger than the input of shape ", shape_str(x.shape()), " at dim ", d, " (only dim ", dim,
               " may differ)");
   check_same_device("gather", x, index, "index");
-  require_cpu("gather", x);
+  require_kernels("gather", x);
   Tensor idx = contiguous_index("gather", index);
   check_index_range("gather", idx, dim_size(x, dim), dim, x.shape());
 
@@ -116,14 +175,27 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     it.strides[1][d] = d == dim ? 0 : x.strides()[d];
     it.strides[2][d] = idx.strides()[d];
   }
-  dispatch_all(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+    cuda::DeviceGuard guard(x.device().index);
     dispatch_index(idx.dtype(), "gather", [&](auto itag) {
       using I = typename decltype(itag)::type;
-      kernels::cpu::gather<T, I>(it, static_cast<T*>(out.raw_data()), static_cast<const T*>(x.raw_data()),
-                                 idx.data<I>(), dim_stride(x, dim));
+      kernels::cuda::gather<I>(it, out.raw_data(), x.raw_data(), idx.data<I>(), dim_stride(x, dim), x.element_size(),
+                               stream_of(x));
     });
-  });
+#else
+    ZAE_FAIL("CUDA tensor in a build without the CUDA backend");
+#endif
+  } else {
+    dispatch_all(x.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      dispatch_index(idx.dtype(), "gather", [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        kernels::cpu::gather<T, I>(it, static_cast<T*>(out.raw_data()), static_cast<const T*>(x.raw_data()),
+                                   idx.data<I>(), dim_stride(x, dim));
+      });
+    });
+  }
 
   Shape x_shape = x.shape();
   autograd::record("GatherBackward", {x}, out, {idx}, [x_shape, dim](const Tensor& g, const auto& ctx) {
@@ -140,7 +212,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   dim = x.wrap_dim(dim, "index_select");
   ZAE_CHECK(index.dim() <= 1, "index_select: index must be 1-D, got shape ", shape_str(index.shape()));
   check_same_device("index_select", x, index, "index");
-  require_cpu("index_select", x);
+  require_kernels("index_select", x);
   Tensor idx = contiguous_index("index_select", index);
   const int64_t rows = x.shape()[dim], n = idx.numel();
   check_index_range("index_select", idx, rows, dim, x.shape());
@@ -152,14 +224,27 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= out_shape[d];
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= out_shape[d];
-  dispatch_all(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+    cuda::DeviceGuard guard(x.device().index);
     dispatch_index(idx.dtype(), "index_select", [&](auto itag) {
       using I = typename decltype(itag)::type;
-      kernels::cpu::index_select<T, I>(static_cast<T*>(out.raw_data()), static_cast<const T*>(xc.raw_data()),
-                                       idx.data<I>(), outer, rows, n, inner);
+      kernels::cuda::index_select<I>(out.raw_data(), xc.raw_data(), idx.data<I>(), outer, rows, n, inner,
+                                     x.element_size(), stream_of(x));
     });
-  });
+#else
+    ZAE_FAIL("CUDA tensor in a build without the CUDA backend");
+#endif
+  } else {
+    dispatch_all(x.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      dispatch_index(idx.dtype(), "index_select", [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        kernels::cpu::index_select<T, I>(static_cast<T*>(out.raw_data()), static_cast<const T*>(xc.raw_data()),
+                                         idx.data<I>(), outer, rows, n, inner);
+      });
+    });
+  }
 
   Shape x_shape = x.shape();
   autograd::record("IndexSelectBackward", {x}, out, {idx}, [x_shape, dim](const Tensor& g, const auto& ctx) {
@@ -190,7 +275,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   }
   check_same_device("scatter_add", x, index, "index");
   check_same_device("scatter_add", x, src, "src");
-  require_cpu("scatter_add", x);
+  require_kernels("scatter_add", x);
   Tensor idx = contiguous_index("scatter_add", index);
   check_index_range("scatter_add", idx, dim_size(x, dim), dim, x.shape());
 

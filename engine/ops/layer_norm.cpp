@@ -3,16 +3,32 @@
 // Invariants: x's trailing dims equal normalized_shape (non-empty); weight and bias,
 // when given, have exactly normalized_shape and x's dtype and device. The node saves
 // x, weight and the per-row mean and rstd (M), stored in acc_t (float32 for 16-bit x).
+// Devices: CPU kernels (kernels/cpu/layer_norm.h), and in a CUDA build their CUDA twins
+// (kernels/cuda/layer_norm.h) on the thread's current stream of x's device.
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/nn.h"
 #include "kernels/cpu/layer_norm.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/layer_norm.h"
+#endif
 
 namespace zae {
 
 namespace {
 
 DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
+
+// Whether this build has layer_norm kernels for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
   if (!p.defined()) return;
@@ -30,7 +46,7 @@ std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x
   const int64_t N = shape_numel(normalized_shape);
   ZAE_CHECK(g_in.shape() == x.shape(), "layer_norm backward: gradient shape ", shape_str(g_in.shape()),
             " does not match the input shape ", shape_str(x.shape()));
-  ZAE_CHECK(x.device().is_cpu(), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
+  ZAE_CHECK(supported_device(x.device()), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
             x.dtype(), ") in this build");
   Tensor g = dense_data(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
   std::vector<Tensor> grads(3);
@@ -42,8 +58,23 @@ std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x
     using T = typename decltype(tag)::type;
     using Acc = acc_t<T>;
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-    kernels::cpu::layer_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
-                                         ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), M, N);
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      const size_t bytes =
+          kernels::cuda::layer_norm_backward_workspace_bytes<T>(M, N, grads[1].defined() || grads[2].defined());
+      Tensor workspace;
+      if (bytes > 0)
+        workspace = Tensor::empty({static_cast<int64_t>(bytes)}, {.dtype = DType::uint8, .device = x.device()});
+      kernels::cuda::layer_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(),
+                                            ptr(weight), ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), M, N,
+                                            bytes > 0 ? workspace.raw_data() : nullptr,
+                                            cuda::current_stream(x.device().index));
+#endif
+    } else {
+      kernels::cpu::layer_norm_backward<T>(g.data<T>(), x.data<T>(), mean.data<Acc>(), rstd.data<Acc>(), ptr(weight),
+                                           ptr(grads[0]), ptr(grads[1]), ptr(grads[2]), M, N);
+    }
   });
   return grads;
 }
@@ -62,7 +93,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
   check_affine("weight", weight_in, x_in, normalized_shape);
   check_affine("bias", bias_in, x_in, normalized_shape);
   ZAE_CHECK(eps >= 0.0, "layer_norm: eps must be non-negative, got ", eps);
-  ZAE_CHECK(x_in.device().is_cpu(), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
+  ZAE_CHECK(supported_device(x_in.device()), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");
 
   Shape stats_shape(x_in.shape().begin(), x_in.shape().end() - nd);  // (M) rows, shaped like x's leading dims
@@ -75,8 +106,16 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
     using T = typename decltype(tag)::type;
     using Acc = acc_t<T>;
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-    kernels::cpu::layer_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
-                                        rstd.data<Acc>(), M, N, eps);
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      kernels::cuda::layer_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                           rstd.data<Acc>(), M, N, eps, cuda::current_stream(x.device().index));
+#endif
+    } else {
+      kernels::cpu::layer_norm_forward<T>(x.data<T>(), ptr(weight), ptr(bias), y.data<T>(), mean.data<Acc>(),
+                                          rstd.data<Acc>(), M, N, eps);
+    }
   });
 
   const bool has_bias = bias.defined();

@@ -1,15 +1,21 @@
-// matmul and linear: validate, lay the operands out for the strided-batched CPU GEMM
-// (kernels/cpu/gemm.h) and record one graph node per op.
+// matmul and linear: validate, lay the operands out for a strided-batched GEMM
+// (kernels/cpu/gemm.h on the CPU, kernels/cuda/gemm.h through cuBLASLt on CUDA) and
+// record one graph node per op.
 //
 // Invariants:
 // - A matrix operand goes to GEMM as stored when its columns are unit-stride, with the
 //   trans flag when its rows are unit-stride (W^T, x.t(): no copy), and is copied to a
 //   dense buffer only when neither holds. Broadcast batch dims keep stride 0; batch
 //   dims that do not merge into one GEMM batch stride are looped over, never copied.
+//   Both devices run the same plan (plan_gemm).
 // - A batch of row-contiguous A against one shared B folds into one GEMM with
 //   m = batch * m, so linear on a dense (B, T, C) input is a single GEMM.
-// - The output is dense. linear with a bias writes the broadcast bias first and runs
-//   the GEMM with beta = 1 (one pass over the output).
+// - The output is dense. On the CPU, linear with a bias writes the broadcast bias first
+//   and runs the GEMM with beta = 1 (one pass over the output); on CUDA the bias is
+//   fused through cuBLASLt's bias epilogue (beta = 0), for every layout.
+// - CUDA: float32 computes in float32 unless zae::cuda::set_allow_tf32(true)
+//   (engine/cuda_matmul.h); bfloat16/float16 accumulate in float32; work goes to the
+//   device's current stream and is never synchronized.
 // - Backward formulas are matmuls themselves (and sum_to over broadcast batch dims).
 #include <algorithm>
 #include <optional>
@@ -21,6 +27,12 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/linalg.h"
 #include "kernels/cpu/gemm.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "engine/cuda_matmul.h"
+#include "kernels/cuda/gemm.h"
+#endif
 
 namespace zae {
 
@@ -64,30 +76,52 @@ Operand prepare(const Tensor& t) {
   return {d, *mat_layout(r, c, d.stride(-2), d.stride(-1))};
 }
 
-// c (batch..., m, n) = a (batch_a..., m, k) @ b (batch_b..., k, n) + beta * c, where c is
-// dense and its batch dims are the (right-aligned) broadcast of a's and b's.
-void run_gemm(const char* op, const Tensor& c, const Operand& a, const Operand& b, float beta) {
-  if (c.numel() == 0) return;
+// How run_gemm walks one product: `gemm` is one strided-batched GEMM (m may be a folded
+// batch * m), repeated over the `outer` batch dims, which do not merge into one stride.
+struct BatchDim {
+  int64_t size, sa, sb, sc;
+};
+struct GemmPlan {
+  int64_t m = 0, n = 0, k = 0;
+  BatchDim gemm{1, 0, 0, 0};
+  std::vector<BatchDim> outer;
+  int64_t outer_count = 1;
+  // Element offsets of A, B and C for outer index o.
+  void offsets(int64_t o, int64_t& oa, int64_t& ob, int64_t& oc) const {
+    int64_t rem = o;
+    oa = ob = oc = 0;
+    for (size_t d = outer.size(); d-- > 0;) {
+      const int64_t i = rem % outer[d].size;
+      rem /= outer[d].size;
+      oa += i * outer[d].sa;
+      ob += i * outer[d].sb;
+      oc += i * outer[d].sc;
+    }
+  }
+};
+
+// Plans c (batch..., m, n) = a (batch_a..., m, k) @ b (batch_b..., k, n), where c is dense
+// and its batch dims are the (right-aligned) broadcast of a's and b's.
+GemmPlan plan_gemm(const Tensor& c, const Operand& a, const Operand& b) {
+  GemmPlan p;
   const int64_t nb = c.dim() - 2;
-  const int64_t n = c.size(-1), k = a.t.size(-1);
-  int64_t m = c.size(-2);
-  struct BatchDim {
-    int64_t size, sa, sb, sc;
-  };
+  p.n = c.size(-1);
+  p.k = a.t.size(-1);
+  p.m = c.size(-2);
   auto batch_stride = [nb](const Tensor& t, int64_t d) -> int64_t {
     const int64_t td = d - (nb - (t.dim() - 2));
     return (td < 0 || t.size(td) == 1) ? 0 : t.stride(td);
   };
   // Batch dims without the size-1 ones, merged where all three operands step evenly.
-  std::vector<BatchDim> dims;
+  std::vector<BatchDim>& dims = p.outer;
   for (int64_t d = 0; d < nb; ++d) {
     const int64_t size = c.size(d);
     if (size == 1) continue;
     BatchDim bd{size, batch_stride(a.t, d), batch_stride(b.t, d), c.stride(d)};
     if (!dims.empty()) {
-      BatchDim& p = dims.back();
-      if (p.sa == bd.sa * size && p.sb == bd.sb * size && p.sc == bd.sc * size) {
-        p = BatchDim{p.size * size, bd.sa, bd.sb, bd.sc};
+      BatchDim& prev = dims.back();
+      if (prev.sa == bd.sa * size && prev.sb == bd.sb * size && prev.sc == bd.sc * size) {
+        prev = BatchDim{prev.size * size, bd.sa, bd.sb, bd.sc};
         continue;
       }
     }
@@ -96,37 +130,87 @@ void run_gemm(const char* op, const Tensor& c, const Operand& a, const Operand& 
   // Shared B and A rows evenly spaced across the innermost batch: one taller GEMM.
   if (!dims.empty()) {
     const BatchDim& in = dims.back();
-    if (in.sb == 0 && !a.layout.trans && in.sa == m * a.layout.ld && in.sc == m * n) {
-      m *= in.size;
+    if (in.sb == 0 && !a.layout.trans && in.sa == p.m * a.layout.ld && in.sc == p.m * p.n) {
+      p.m *= in.size;
       dims.pop_back();
     }
   }
-  BatchDim gemm_batch{1, 0, 0, 0};
   if (!dims.empty()) {
-    gemm_batch = dims.back();
+    p.gemm = dims.back();
     dims.pop_back();
   }
-  int64_t outer = 1;
-  for (const BatchDim& bd : dims) outer *= bd.size;
+  for (const BatchDim& bd : dims) p.outer_count *= bd.size;
+  return p;
+}
 
+void run_gemm_cpu(const char* op, const Tensor& c, const Operand& a, const Operand& b, const Tensor& bias,
+                  const GemmPlan& p) {
+  // The broadcast bias is written first; the GEMM adds onto it (beta = 1).
+  if (bias.defined()) copy_into(c, bias);
+  const float beta = bias.defined() ? 1.0f : 0.0f;
   dispatch_floating(c.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = static_cast<const T*>(a.t.raw_data());
     const T* pb = static_cast<const T*>(b.t.raw_data());
     T* pc = static_cast<T*>(c.raw_data());
-    for (int64_t o = 0; o < outer; ++o) {
-      int64_t rem = o, oa = 0, ob = 0, oc = 0;
-      for (size_t d = dims.size(); d-- > 0;) {
-        const int64_t i = rem % dims[d].size;
-        rem /= dims[d].size;
-        oa += i * dims[d].sa;
-        ob += i * dims[d].sb;
-        oc += i * dims[d].sc;
-      }
-      kernels::cpu::gemm<T>(a.layout.trans, b.layout.trans, m, n, k, 1.0f, pa + oa, a.layout.ld, gemm_batch.sa,
-                            pb + ob, b.layout.ld, gemm_batch.sb, beta, pc + oc, n, gemm_batch.sc, gemm_batch.size);
+    for (int64_t o = 0; o < p.outer_count; ++o) {
+      int64_t oa, ob, oc;
+      p.offsets(o, oa, ob, oc);
+      kernels::cpu::gemm<T>(a.layout.trans, b.layout.trans, p.m, p.n, p.k, 1.0f, pa + oa, a.layout.ld, p.gemm.sa,
+                            pb + ob, b.layout.ld, p.gemm.sb, beta, pc + oc, p.n, p.gemm.sc, p.gemm.size);
     }
   });
+}
+
+#ifdef ZAE_WITH_CUDA
+kernels::cuda::GemmType cuda_gemm_type(DType dt, const char* op) {
+  switch (dt) {
+    case DType::float32: return kernels::cuda::GemmType::float32;
+    case DType::float64: return kernels::cuda::GemmType::float64;
+    case DType::bfloat16: return kernels::cuda::GemmType::bfloat16;
+    case DType::float16: return kernels::cuda::GemmType::float16;
+    default: break;
+  }
+  ZAE_FAIL(op, ": dtype ", dt, " is not supported on CUDA (expected float32, float64, bfloat16 or float16)");
+}
+
+// cuBLASLt on the tensors' device and its current stream. A bias (made contiguous if it
+// is not) is fused through the bias epilogue, broadcast over every row and batch entry.
+void run_gemm_cuda(const char* op, const Tensor& c, const Operand& a, const Operand& b, const Tensor& bias,
+                   const GemmPlan& p) {
+  namespace kc = kernels::cuda;
+  const int dev = c.device().index;
+  cuda::DeviceGuard guard(dev);
+  cudaStream_t stream = cuda::current_stream(dev);
+  const kc::GemmType type = cuda_gemm_type(c.dtype(), op);
+  Tensor bias_dense;
+  if (bias.defined()) bias_dense = (bias.numel() <= 1 || bias.stride(0) == 1) ? bias : dense_copy(bias);
+  const kc::GemmEpilogue epi = bias.defined() ? kc::GemmEpilogue::bias : kc::GemmEpilogue::none;
+  const void* bias_ptr = bias.defined() ? bias_dense.raw_data() : nullptr;
+  const int64_t es = static_cast<int64_t>(c.element_size());
+  const char* pa = static_cast<const char*>(a.t.raw_data());
+  const char* pb = static_cast<const char*>(b.t.raw_data());
+  char* pc = static_cast<char*>(c.raw_data());
+  const kc::GemmBatch batch{p.gemm.size, p.gemm.sa, p.gemm.sb, p.gemm.sc};
+  const bool tf32 = cuda::allow_tf32();
+  for (int64_t o = 0; o < p.outer_count; ++o) {
+    int64_t oa, ob, oc;
+    p.offsets(o, oa, ob, oc);
+    kc::gemm(p.m, p.n, p.k, a.layout.trans, b.layout.trans, pa + oa * es, a.layout.ld, pb + ob * es, b.layout.ld,
+             pc + oc * es, p.n, batch, 1.0f, 0.0f, type, tf32, epi, bias_ptr, stream);
+  }
+}
+#endif
+
+// c (batch..., m, n) = a @ b (+ bias broadcast over the last dim), c dense (see plan_gemm).
+void run_gemm(const char* op, const Tensor& c, const Operand& a, const Operand& b, const Tensor& bias) {
+  if (c.numel() == 0) return;
+  const GemmPlan p = plan_gemm(c, a, b);
+  if (c.device().is_cpu()) return run_gemm_cpu(op, c, a, b, bias, p);
+#ifdef ZAE_WITH_CUDA
+  if (c.device().is_cuda()) return run_gemm_cuda(op, c, a, b, bias, p);
+#endif
+  ZAE_FAIL(op, ": not implemented for device ", c.device(), " (dtype ", c.dtype(), ") in this build");
 }
 
 void check_pair(const char* op, const char* na, const Tensor& a, const char* nb, const Tensor& b) {
@@ -142,8 +226,10 @@ void check_pair(const char* op, const char* na, const Tensor& a, const char* nb,
 Tensor matmul_forward(const char* op, const Tensor& a, const Tensor& b, const Tensor& bias) {
   ZAE_CHECK(is_floating(a.dtype()), op, ": dtype ", a.dtype(),
             " is not supported (expected a floating dtype: float32, float64, bfloat16, float16)");
+#ifndef ZAE_WITH_CUDA
   ZAE_CHECK(a.device().is_cpu(), op, ": not implemented for device ", a.device(), " (dtype ", a.dtype(),
             ") in this build");
+#endif
   // Promote 1-D operands: (k) -> (1, k) for a, (k) -> (k, 1) for b.
   Tensor a2 = a.dim() == 1 ? raw_view(a, {1, a.size(0)}, {1, a.stride(0)}) : a;
   Tensor b2 = b.dim() == 1 ? raw_view(b, {b.size(0), 1}, {b.stride(0), 1}) : b;
@@ -165,8 +251,7 @@ Tensor matmul_forward(const char* op, const Tensor& a, const Tensor& b, const Te
 
   Tensor out = Tensor::empty(shape, {.dtype = a.dtype(), .device = a.device()});
   Tensor c = raw_view(out, full, contiguous_strides(full));
-  if (bias.defined()) copy_into(out, bias);
-  run_gemm(op, c, prepare(a2), prepare(b2), bias.defined() ? 1.0f : 0.0f);
+  run_gemm(op, c, prepare(a2), prepare(b2), bias);
   return out;
 }
 

@@ -4,7 +4,9 @@
 // where the composite's max(-x, 0) and |x| have kinks).
 // Invariants: see loss.h. Inputs are validated before any work: shapes, dtypes and
 // devices are named in every error; nll_loss targets must lie in [0, C) or equal
-// ignore_index.
+// ignore_index. nll_loss is a composite: on CUDA its target validation runs the
+// kernel of kernels/cuda/cross_entropy.h (one host synchronisation, for the error) and
+// its arithmetic runs through the composite ops' own CUDA kernels.
 #include "engine/ops/loss.h"
 
 #include <cmath>
@@ -17,6 +19,11 @@
 #include "engine/ops/reduce.h"
 #include "engine/ops/unary.h"
 #include "kernels/cpu/index.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/cross_entropy.h"
+#endif
 
 namespace zae {
 
@@ -96,18 +103,30 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const NllLossOptions&
     ZAE_CHECK(opts.weight.device() == input.device(), "nll_loss: weight is on ", opts.weight.device(),
               " but the input is on ", input.device());
   }
-  ZAE_CHECK(input.device().is_cpu(), "nll_loss: not implemented for device ", input.device(), " (dtype ", input.dtype(),
+#ifdef ZAE_WITH_CUDA
+  const bool supported = input.device().is_cpu() || input.device().is_cuda();
+#else
+  const bool supported = input.device().is_cpu();
+#endif
+  ZAE_CHECK(supported, "nll_loss: not implemented for device ", input.device(), " (dtype ", input.dtype(),
             ") in this build");
   const int64_t ignore = opts.ignore_index;
   Tensor t = target.detach().contiguous();
-  dispatch_index(t.dtype(), "nll_loss", [&](auto itag) {
+  const int64_t pos = dispatch_index(t.dtype(), "nll_loss", [&](auto itag) -> int64_t {
     using I = typename decltype(itag)::type;
-    const I* p = t.data<I>();
-    const int64_t pos = kernels::cpu::find_invalid_index<I>(p, t.numel(), classes, &ignore);
-    ZAE_CHECK(pos < 0, "nll_loss: target ", static_cast<int64_t>(p[pos]), " at flat position ", pos,
-              " is out of bounds for ", classes, " classes (valid: [0, ", classes - 1, "] or ignore_index ", ignore,
-              "; input shape ", shape_str(input.shape()), ")");
+    if (t.device().is_cpu()) return kernels::cpu::find_invalid_index<I>(t.data<I>(), t.numel(), classes, &ignore);
+#ifdef ZAE_WITH_CUDA
+    cuda::DeviceGuard guard(t.device().index);
+    Tensor scratch = empty({1}, {.dtype = DType::int64, .device = t.device()});
+    return kernels::cuda::find_invalid_target<I>(t.data<I>(), t.numel(), classes, &ignore, scratch.data<int64_t>(),
+                                                 cuda::current_stream(t.device().index));
+#else
+    ZAE_FAIL("nll_loss: not implemented for device ", t.device(), " in this build");
+#endif
   });
+  ZAE_CHECK(pos < 0, "nll_loss: target ", (pos < 0 ? 0 : t.flatten().select(0, pos).item<int64_t>()),
+            " at flat position ", pos, " is out of bounds for ", classes, " classes (valid: [0, ", classes - 1,
+            "] or ignore_index ", ignore, "; input shape ", shape_str(input.shape()), ")");
 
   const TensorOptions fopts{.dtype = input.dtype(), .device = input.device()};
   Tensor ignored = eq(t, static_cast<double>(ignore));  // bool, target's shape

@@ -5,6 +5,8 @@
 // - (C, H, W) inputs are C planes, (N, C, H, W) inputs N * C planes; outputs keep the
 //   input's rank. Every error names the op and the values involved.
 // - max_pool2d's node saves only the indices; the average pools save nothing.
+// - Devices: the CPU kernels (kernels/cpu/pooling.h) and, in a CUDA build, their CUDA
+//   twins (kernels/cuda/pooling.h) on the current stream of x's device.
 #include "engine/ops/pooling.h"
 
 #include <string>
@@ -12,6 +14,11 @@
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "kernels/cpu/pooling.h"
+#include "kernels/cuda/pooling.h"  // declarations only: instantiated (and linked) in CUDA builds
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#endif
 
 namespace zae {
 
@@ -19,12 +26,34 @@ namespace {
 
 using kernels::cpu::PoolShape;
 
+// Whether this build has the pooling kernels for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
+
+// Runs cpu() for a CPU tensor, or gpu(stream) with `device`'s index current and its
+// current stream for a CUDA one (never called, so never instantiated, without CUDA).
+template <class Cpu, class Gpu>
+void on_device(const Device& device, Cpu&& cpu, [[maybe_unused]] Gpu&& gpu) {
+  if (device.is_cpu()) {
+    cpu();
+    return;
+  }
+#ifdef ZAE_WITH_CUDA
+  cuda::DeviceGuard guard(device.index);
+  gpu(cuda::current_stream(device.index));
+#endif
+}
+
 // Gradient g as a dense tensor of x's dtype, checked against the output shape.
-Tensor dense_grad(const char* op, const Tensor& g, const Shape& y_shape, DType dtype) {
+Tensor dense_grad(const char* op, const Tensor& g, const Shape& y_shape, DType dtype, const Device& device) {
   ZAE_CHECK(g.shape() == y_shape, op, " backward: gradient shape ", shape_str(g.shape()),
             " does not match the output shape ", shape_str(y_shape));
-  ZAE_CHECK(g.device().is_cpu(), op, " backward: not implemented for device ", g.device(), " (dtype ", g.dtype(),
-            ") in this build");
+  ZAE_CHECK(g.device() == device, op, " backward: gradient is on ", g.device(), " but the input is on ", device);
   if (g.dtype() == dtype) return dense_data(g);
   Tensor out = Tensor::empty(g.shape(), {.dtype = dtype, .device = g.device()});
   copy_into(out, g);
@@ -42,7 +71,7 @@ void check_input(const char* op, const Tensor& x) {
   }
   ZAE_CHECK(is_floating(x.dtype()), op, ": dtype ", x.dtype(),
             " is not supported (expected a floating dtype: float32, float64, bfloat16, float16)");
-  ZAE_CHECK(x.device().is_cpu(), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
+  ZAE_CHECK(supported_device(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
             ") in this build");
 }
 
@@ -108,18 +137,31 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, IntPair ke
   Tensor indices = Tensor::empty(y_shape, {.dtype = DType::int64, .device = x.device()});
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::max_pool2d_forward<T>(x.data<T>(), y.data<T>(), indices.data<int64_t>(), s);
+    on_device(
+        x.device(), [&] { kernels::cpu::max_pool2d_forward<T>(x.data<T>(), y.data<T>(), indices.data<int64_t>(), s); },
+        [&](auto stream) {
+          kernels::cuda::max_pool2d_forward<T>(x.data<T>(), y.data<T>(), indices.data<int64_t>(), s, stream);
+        });
   });
   const Shape x_shape = x.shape();
   const DType dtype = x.dtype();
+  const Device device = x.device();
   autograd::record("MaxPool2dBackward", {x_in}, y, {indices},
-                   [s, x_shape, y_shape, dtype](const Tensor& g_in, const autograd::BackwardContext& ctx) {
-                     Tensor g = dense_grad("max_pool2d", g_in, y_shape, dtype);
+                   [s, x_shape, y_shape, dtype, device](const Tensor& g_in, const autograd::BackwardContext& ctx) {
+                     Tensor g = dense_grad("max_pool2d", g_in, y_shape, dtype, device);
                      const Tensor& idx = ctx.saved[0];
-                     Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = g.device()});
+                     Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = device});
                      dispatch_floating(dtype, "max_pool2d", [&](auto tag) {
                        using T = typename decltype(tag)::type;
-                       kernels::cpu::max_pool2d_backward<T>(g.data<T>(), idx.data<int64_t>(), dx.data<T>(), s);
+                       on_device(
+                           device,
+                           [&] {
+                             kernels::cpu::max_pool2d_backward<T>(g.data<T>(), idx.data<int64_t>(), dx.data<T>(), s);
+                           },
+                           [&](auto stream) {
+                             kernels::cuda::max_pool2d_backward<T>(g.data<T>(), idx.data<int64_t>(), dx.data<T>(), s,
+                                                                   stream);
+                           });
                      });
                      return std::vector<Tensor>{dx};
                    });
@@ -144,21 +186,34 @@ Tensor avg_pool2d(const Tensor& x_in, IntPair kernel_size, std::optional<IntPair
   Tensor y = Tensor::empty(y_shape, {.dtype = x.dtype(), .device = x.device()});
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), s, count_include_pad, divisor);
+    on_device(
+        x.device(),
+        [&] { kernels::cpu::avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), s, count_include_pad, divisor); },
+        [&](auto stream) {
+          kernels::cuda::avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), s, count_include_pad, divisor, stream);
+        });
   });
   const Shape x_shape = x.shape();
   const DType dtype = x.dtype();
-  autograd::record("AvgPool2dBackward", {x_in}, y, {},
-                   [s, x_shape, y_shape, dtype, count_include_pad, divisor](const Tensor& g_in,
-                                                                             const autograd::BackwardContext&) {
-                     Tensor g = dense_grad("avg_pool2d", g_in, y_shape, dtype);
-                     Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = g.device()});
-                     dispatch_floating(dtype, "avg_pool2d", [&](auto tag) {
-                       using T = typename decltype(tag)::type;
-                       kernels::cpu::avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), s, count_include_pad, divisor);
-                     });
-                     return std::vector<Tensor>{dx};
-                   });
+  const Device device = x.device();
+  autograd::record(
+      "AvgPool2dBackward", {x_in}, y, {},
+      [s, x_shape, y_shape, dtype, device, count_include_pad, divisor](const Tensor& g_in,
+                                                                       const autograd::BackwardContext&) {
+        Tensor g = dense_grad("avg_pool2d", g_in, y_shape, dtype, device);
+        Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = device});
+        dispatch_floating(dtype, "avg_pool2d", [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          on_device(
+              device,
+              [&] { kernels::cpu::avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), s, count_include_pad, divisor); },
+              [&](auto stream) {
+                kernels::cuda::avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), s, count_include_pad, divisor,
+                                                      stream);
+              });
+        });
+        return std::vector<Tensor>{dx};
+      });
   return y;
 }
 
@@ -174,22 +229,40 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, IntPair output_size) {
   Tensor y = Tensor::empty(y_shape, {.dtype = x.dtype(), .device = x.device()});
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::adaptive_avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), planes, in_h, in_w, out_h, out_w);
+    on_device(
+        x.device(),
+        [&] {
+          kernels::cpu::adaptive_avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), planes, in_h, in_w, out_h, out_w);
+        },
+        [&](auto stream) {
+          kernels::cuda::adaptive_avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), planes, in_h, in_w, out_h, out_w,
+                                                        stream);
+        });
   });
   const Shape x_shape = x.shape();
   const DType dtype = x.dtype();
-  autograd::record("AdaptiveAvgPool2dBackward", {x_in}, y, {},
-                   [y_shape, x_shape, dtype, planes, in_h, in_w, out_h, out_w](const Tensor& g_in,
-                                                                                 const autograd::BackwardContext&) {
-                     Tensor g = dense_grad("adaptive_avg_pool2d", g_in, y_shape, dtype);
-                     Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = g.device()});
-                     dispatch_floating(dtype, "adaptive_avg_pool2d", [&](auto tag) {
-                       using T = typename decltype(tag)::type;
-                       kernels::cpu::adaptive_avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), planes, in_h, in_w,
-                                                                     out_h, out_w);
-                     });
-                     return std::vector<Tensor>{dx};
-                   });
+  const Device device = x.device();
+  autograd::record(
+      "AdaptiveAvgPool2dBackward", {x_in}, y, {},
+      [y_shape, x_shape, dtype, device, planes, in_h, in_w, out_h, out_w](const Tensor& g_in,
+                                                                          const autograd::BackwardContext&) {
+        Tensor g = dense_grad("adaptive_avg_pool2d", g_in, y_shape, dtype, device);
+        Tensor dx = Tensor::empty(x_shape, {.dtype = dtype, .device = device});
+        dispatch_floating(dtype, "adaptive_avg_pool2d", [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          on_device(
+              device,
+              [&] {
+                kernels::cpu::adaptive_avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), planes, in_h, in_w, out_h,
+                                                              out_w);
+              },
+              [&](auto stream) {
+                kernels::cuda::adaptive_avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), planes, in_h, in_w, out_h,
+                                                               out_w, stream);
+              });
+        });
+        return std::vector<Tensor>{dx};
+      });
   return y;
 }
 

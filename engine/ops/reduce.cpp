@@ -10,6 +10,9 @@
 // reject an empty reduced extent; sum gives 0, mean/var NaN, logsumexp -inf.
 // Backward formulas are written with ordinary ops; they restore the reduced dims
 // with reshape to the keepdim shape, so they need not know whether keepdim was set.
+// Devices: CPU tensors run kernels/cpu/reduce.h; in a CUDA build, CUDA tensors run the
+// twins in kernels/cuda/reduce.h on the same (outer, k, inner) plan, on the thread's
+// current stream, with scratch from the caching allocator (no host synchronisation).
 #include "engine/ops/reduce.h"
 
 #include <algorithm>
@@ -24,6 +27,11 @@
 #include "engine/ops/index.h"
 #include "engine/ops/unary.h"
 #include "kernels/cpu/reduce.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/reduce.h"
+#endif
 
 namespace zae {
 
@@ -42,10 +50,30 @@ struct ReducePlan {
 
 void check_input(const Tensor& x, const char* op) {
   ZAE_CHECK(x.defined(), op, ": undefined input tensor");
-  // The device switch: CPU kernels below; a CUDA build adds its launcher branch at each kernel call.
-  ZAE_CHECK(x.device().is_cpu(), op, ": not implemented for device ", x.device(), " in this build (dtype ", x.dtype(),
+  // The device switch: each kernel call below branches to the CPU kernel or its CUDA twin.
+#ifdef ZAE_WITH_CUDA
+  const bool supported = x.device().is_cpu() || x.device().is_cuda();
+#else
+  const bool supported = x.device().is_cpu();
+#endif
+  ZAE_CHECK(supported, op, ": not implemented for device ", x.device(), " in this build (dtype ", x.dtype(),
             ", shape ", shape_str(x.shape()), ")");
 }
+
+#ifdef ZAE_WITH_CUDA
+/// Runs launch(stream, workspace) for plan `p` on x's CUDA device, with the scratch the
+/// CUDA reductions need for that shape (freed in stream order after the launch).
+template <class Launch>
+void run_cuda(const Tensor& x, const ReducePlan& p, Launch&& launch) {
+  const int dev = x.device().index;
+  cuda::DeviceGuard guard(dev);
+  const size_t bytes = kernels::cuda::reduce_workspace_bytes(p.rd);
+  Tensor workspace;
+  if (bytes > 0)
+    workspace = Tensor::empty({static_cast<int64_t>(bytes)}, {.dtype = DType::uint8, .device = x.device()});
+  launch(cuda::current_stream(dev), bytes > 0 ? workspace.raw_data() : nullptr);
+}
+#endif
 
 /// Rejects non-floating inputs before any work (the kernels dispatch on floating dtypes only).
 void require_floating(const Tensor& x, const char* op) {
@@ -171,6 +199,25 @@ Tensor split_among_ties(const Tensor& g_keep, const Tensor& x, const Tensor& res
   return mul(div(g_keep, count), mask);
 }
 
+/// The first extremum of plan p over k: values and / or indices (either may be null).
+template <bool kMax, class T>
+void run_arg_extremum(const Tensor& x, const ReducePlan& p, T* values, int64_t* indices) {
+  if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+    run_cuda(x, p, [&](cudaStream_t s, void* ws) {
+      if constexpr (kMax)
+        kernels::cuda::reduce_argmax<T>(p.src.data<T>(), p.rd, values, indices, ws, s);
+      else
+        kernels::cuda::reduce_argmin<T>(p.src.data<T>(), p.rd, values, indices, ws, s);
+    });
+#endif
+  } else if constexpr (kMax) {
+    kernels::cpu::reduce_argmax<T>(p.src.data<T>(), p.rd, values, indices);
+  } else {
+    kernels::cpu::reduce_argmin<T>(p.src.data<T>(), p.rd, values, indices);
+  }
+}
+
 /// amax / amin: values over dims.
 template <bool kMax>
 Tensor extremum_values(const Tensor& x, const Shape& dims, bool keepdim, const char* op, const char* node) {
@@ -181,10 +228,7 @@ Tensor extremum_values(const Tensor& x, const Shape& dims, bool keepdim, const c
   if (out.numel() > 0) {
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
-      if constexpr (kMax)
-        kernels::cpu::reduce_amax<T>(p.src.data<T>(), p.rd, out.data<T>());
-      else
-        kernels::cpu::reduce_amin<T>(p.src.data<T>(), p.rd, out.data<T>());
+      run_arg_extremum<kMax, T>(x, p, out.data<T>(), nullptr);
     });
   }
   Shape keep = p.keep_shape, rdims = p.dims;
@@ -208,10 +252,7 @@ std::pair<Tensor, Tensor> extremum_along(const Tensor& x, int64_t dim, bool keep
   if (values.numel() > 0) {
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
-      if constexpr (kMax)
-        kernels::cpu::reduce_argmax<T>(p.src.data<T>(), p.rd, values.data<T>(), indices.data<int64_t>());
-      else
-        kernels::cpu::reduce_argmin<T>(p.src.data<T>(), p.rd, values.data<T>(), indices.data<int64_t>());
+      run_arg_extremum<kMax, T>(x, p, values.data<T>(), indices.data<int64_t>());
     });
   }
   Shape in_shape = x.shape(), keep = p.keep_shape;
@@ -236,10 +277,7 @@ Tensor arg_extremum(const Tensor& x, std::optional<int64_t> dim, bool keepdim, c
     if (idx.numel() > 0) {
       dispatch_all(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
-        if constexpr (kMax)
-          kernels::cpu::reduce_argmax<T>(p.src.data<T>(), p.rd, nullptr, idx.data<int64_t>());
-        else
-          kernels::cpu::reduce_argmin<T>(p.src.data<T>(), p.rd, nullptr, idx.data<int64_t>());
+        run_arg_extremum<kMax, T>(x, p, nullptr, idx.data<int64_t>());
       });
     }
     return idx;
@@ -250,10 +288,7 @@ Tensor arg_extremum(const Tensor& x, std::optional<int64_t> dim, bool keepdim, c
       Tensor::empty(keepdim ? Shape(x.shape().size(), 1) : Shape{}, {.dtype = DType::int64, .device = x.device()});
   dispatch_all(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (kMax)
-      kernels::cpu::reduce_argmax<T>(p.src.data<T>(), p.rd, nullptr, idx.data<int64_t>());
-    else
-      kernels::cpu::reduce_argmin<T>(p.src.data<T>(), p.rd, nullptr, idx.data<int64_t>());
+    run_arg_extremum<kMax, T>(x, p, nullptr, idx.data<int64_t>());
   });
   return idx;
 }
@@ -268,10 +303,20 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   if (out.numel() > 0) {
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
-      if constexpr (is_floating_v<T>)
+      if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+        run_cuda(x, p, [&](cudaStream_t s, void* ws) {
+          if constexpr (is_floating_v<T>)
+            kernels::cuda::reduce_sum<T>(p.src.data<T>(), p.rd, out.data<T>(), ws, s);
+          else
+            kernels::cuda::reduce_sum_integral<T>(p.src.data<T>(), p.rd, out.data<int64_t>(), ws, s);
+        });
+#endif
+      } else if constexpr (is_floating_v<T>) {
         kernels::cpu::reduce_sum<T>(p.src.data<T>(), p.rd, out.data<T>());
-      else
+      } else {
         kernels::cpu::reduce_sum_integral<T>(p.src.data<T>(), p.rd, out.data<int64_t>());
+      }
     });
   }
   Shape in_shape = x.shape(), keep = p.keep_shape;
@@ -288,7 +333,16 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
   Tensor out = dispatch_floating(x.dtype(), "mean", [&](auto tag) {
     using T = typename decltype(tag)::type;
     Tensor o = new_output(p, x, x.dtype());
-    if (o.numel() > 0) kernels::cpu::reduce_mean<T>(p.src.data<T>(), p.rd, o.data<T>());
+    if (o.numel() == 0) return o;
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      run_cuda(x, p, [&](cudaStream_t s, void* ws) {
+        kernels::cuda::reduce_mean<T>(p.src.data<T>(), p.rd, o.data<T>(), ws, s);
+      });
+#endif
+    } else {
+      kernels::cpu::reduce_mean<T>(p.src.data<T>(), p.rd, o.data<T>());
+    }
     return o;
   });
   Shape in_shape = x.shape(), keep = p.keep_shape;
@@ -307,7 +361,16 @@ Tensor var(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim)
   Tensor out = dispatch_floating(x.dtype(), "var", [&](auto tag) {
     using T = typename decltype(tag)::type;
     Tensor o = new_output(p, x, x.dtype());
-    if (o.numel() > 0) kernels::cpu::reduce_var<T>(p.src.data<T>(), p.rd, correction, o.data<T>());
+    if (o.numel() == 0) return o;
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      run_cuda(x, p, [&](cudaStream_t s, void* ws) {
+        kernels::cuda::reduce_var<T>(p.src.data<T>(), p.rd, correction, o.data<T>(), ws, s);
+      });
+#endif
+    } else {
+      kernels::cpu::reduce_var<T>(p.src.data<T>(), p.rd, correction, o.data<T>());
+    }
     return o;
   });
   Shape keep = p.keep_shape, rdims = p.dims;
@@ -347,7 +410,16 @@ Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   Tensor out = dispatch_floating(x.dtype(), "logsumexp", [&](auto tag) {
     using T = typename decltype(tag)::type;
     Tensor o = new_output(p, x, x.dtype());
-    if (o.numel() > 0) kernels::cpu::reduce_logsumexp<T>(p.src.data<T>(), p.rd, o.data<T>());
+    if (o.numel() == 0) return o;
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      run_cuda(x, p, [&](cudaStream_t s, void* ws) {
+        kernels::cuda::reduce_logsumexp<T>(p.src.data<T>(), p.rd, o.data<T>(), ws, s);
+      });
+#endif
+    } else {
+      kernels::cpu::reduce_logsumexp<T>(p.src.data<T>(), p.rd, o.data<T>());
+    }
     return o;
   });
   Shape keep = p.keep_shape;
@@ -369,7 +441,16 @@ Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
   Tensor out = dispatch_floating(x.dtype(), "norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     Tensor o = new_output(plan, x, x.dtype());
-    if (o.numel() > 0) kernels::cpu::reduce_norm<T>(plan.src.data<T>(), plan.rd, p, o.data<T>());
+    if (o.numel() == 0) return o;
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      run_cuda(x, plan, [&](cudaStream_t s, void* ws) {
+        kernels::cuda::reduce_norm<T>(plan.src.data<T>(), plan.rd, p, o.data<T>(), ws, s);
+      });
+#endif
+    } else {
+      kernels::cpu::reduce_norm<T>(plan.src.data<T>(), plan.rd, p, o.data<T>());
+    }
     return o;
   });
   Shape keep = plan.keep_shape, rdims = plan.dims;

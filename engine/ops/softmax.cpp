@@ -2,10 +2,17 @@
 // Invariants: the input is made contiguous and viewed as (outer, K, inner) around
 // `dim`; the node saves only the OUTPUT y (both backward formulas need only y and
 // g); a 0-dim input is one lane of size 1 (softmax 1, log_softmax 0).
+// Devices: CPU kernels (kernels/cpu/softmax.h), and in a CUDA build their CUDA twins
+// (kernels/cuda/softmax.h) on the thread's current stream of the tensor's device.
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/nn.h"
 #include "kernels/cpu/softmax.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/softmax.h"
+#endif
 
 namespace zae {
 
@@ -29,6 +36,15 @@ Lanes lanes_of(const Shape& shape, int64_t d) {
   return l;
 }
 
+// Whether this build has softmax kernels for `d`.
+bool supported_device(const Device& d) {
+#ifdef ZAE_WITH_CUDA
+  return d.is_cpu() || d.is_cuda();
+#else
+  return d.is_cpu();
+#endif
+}
+
 // dx from g and the saved output y (no recording: runs inside a backward).
 Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y, int64_t d, bool log) {
   ZAE_CHECK(g_in.shape() == y.shape(), op, " backward: gradient shape ", shape_str(g_in.shape()),
@@ -36,11 +52,19 @@ Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y
   Tensor g = dense_data(g_in.dtype() == y.dtype() ? g_in : g_in.to(y.dtype()));
   Tensor dx = Tensor::empty(y.shape(), {.dtype = y.dtype(), .device = y.device()});
   Lanes l = lanes_of(y.shape(), d);
-  ZAE_CHECK(y.device().is_cpu(), op, " backward: not implemented for device ", y.device(), " (dtype ", y.dtype(),
-            ") in this build");
+  ZAE_CHECK(supported_device(y.device()), op, " backward: not implemented for device ", y.device(), " (dtype ",
+            y.dtype(), ") in this build");
   dispatch_floating(y.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::softmax_backward<T>(g.data<T>(), y.data<T>(), dx.data<T>(), l.outer, l.K, l.inner, log);
+    if (y.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(y.device().index);
+      kernels::cuda::softmax_backward<T>(g.data<T>(), y.data<T>(), dx.data<T>(), l.outer, l.K, l.inner, log,
+                                         cuda::current_stream(y.device().index));
+#endif
+    } else {
+      kernels::cpu::softmax_backward<T>(g.data<T>(), y.data<T>(), dx.data<T>(), l.outer, l.K, l.inner, log);
+    }
   });
   return dx;
 }
@@ -48,14 +72,22 @@ Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y
 Tensor softmax_op(const char* op, const char* node_name, const Tensor& x_in, int64_t dim, bool log) {
   ZAE_CHECK(x_in.defined(), op, ": undefined input tensor");
   const int64_t d = x_in.wrap_dim(dim, op);
-  ZAE_CHECK(x_in.device().is_cpu(), op, ": not implemented for device ", x_in.device(), " (dtype ", x_in.dtype(),
-            ") in this build");
+  ZAE_CHECK(supported_device(x_in.device()), op, ": not implemented for device ", x_in.device(), " (dtype ",
+            x_in.dtype(), ") in this build");
   Tensor x = dense_data(x_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   Lanes l = lanes_of(x.shape(), d);
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::softmax_forward<T>(x.data<T>(), y.data<T>(), l.outer, l.K, l.inner, log);
+    if (x.device().is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      kernels::cuda::softmax_forward<T>(x.data<T>(), y.data<T>(), l.outer, l.K, l.inner, log,
+                                        cuda::current_stream(x.device().index));
+#endif
+    } else {
+      kernels::cpu::softmax_forward<T>(x.data<T>(), y.data<T>(), l.outer, l.K, l.inner, log);
+    }
   });
   autograd::record(node_name, {x_in}, y, {y}, [op, d, log](const Tensor& g, const autograd::BackwardContext& ctx) {
     return std::vector<Tensor>{softmax_backward_impl(op, g, ctx.saved[0], d, log)};

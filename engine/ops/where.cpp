@@ -6,11 +6,17 @@
 #include <cmath>
 
 #include "engine/autograd/node.h"
+#include "engine/ops/backend.h"
 #include "engine/ops/binary.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/factory.h"
 #include "engine/ops/iter.h"
 #include "kernels/cpu/binary.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/launch.h"
+#include "kernels/cuda/binary.h"
+#endif
 
 namespace zae {
 
@@ -31,8 +37,7 @@ Tensor select_into_new(const Tensor& cond, const Tensor& a, const Tensor& b, con
   ZAE_CHECK(cond.device() == a.device() && a.device() == b.device(), op,
             ": expected all tensors on one device, got the condition on ", cond.device(), ", the first input on ",
             a.device(), " and the second input on ", b.device());
-  ZAE_CHECK(cond.device().is_cpu(), op, ": not implemented for device ", cond.device(), " in this build (dtype ", dt,
-            ")");
+  const Backend backend = elementwise_backend(op, cond.device(), dt);
   Tensor out = Tensor::empty(shape, {.dtype = dt, .device = a.device()});
   if (out.numel() == 0) return out;
   Tensor ac = as_dtype(a, dt);
@@ -40,8 +45,18 @@ Tensor select_into_new(const Tensor& cond, const Tensor& a, const Tensor& b, con
   auto it = make_iter<4>({&out, &cond, &ac, &bc}, op);
   dispatch_all(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::where<T>(it, static_cast<T*>(out.raw_data()), static_cast<const bool*>(cond.raw_data()),
-                           static_cast<const T*>(ac.raw_data()), static_cast<const T*>(bc.raw_data()));
+    T* o = static_cast<T*>(out.raw_data());
+    const bool* c = static_cast<const bool*>(cond.raw_data());
+    const T* x = static_cast<const T*>(ac.raw_data());
+    const T* y = static_cast<const T*>(bc.raw_data());
+    if (backend == Backend::cpu) {
+      kernels::cpu::where<T>(it, o, c, x, y);
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::LaunchScope scope(out.device());
+      kernels::cuda::where<T>(it, o, c, x, y, scope.stream());
+#endif
+    }
   });
   return out;
 }

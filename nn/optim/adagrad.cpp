@@ -1,10 +1,16 @@
-// Adagrad: option checks and the step, one kernels::cpu::adagrad_step call per group and dtype.
+// Adagrad: option checks and the step, one kernels::cpu::adagrad_step call (or
+// kernels::cuda::adagrad_step for CUDA parameters) per group and dtype.
 #include "nn/optim/adagrad.h"
 
 #include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "kernels/cpu/optim.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/optim.h"
+#endif
 
 namespace zae::optim {
 
@@ -56,8 +62,18 @@ void Adagrad::step() {
         auto params = b.param_ptrs<T>();
         auto grads = b.grad_ptrs<T>();
         auto sum = b.state_ptrs<acc_t<T>>("sum");
-        kernels::cpu::adagrad_step<T>(h, b.n(), params.data(), grads.data(), sum.data(), steps.data(),
-                                      b.sizes.data());
+        if (b.device.is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+          cuda::DeviceGuard guard(b.device.index);
+          kernels::cuda::adagrad_step<T>(h, b.n(), params.data(), grads.data(), sum.data(), steps.data(),
+                                         b.sizes.data(), cuda::current_stream(b.device.index));
+#else
+          ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
+#endif
+        } else {
+          kernels::cpu::adagrad_step<T>(h, b.n(), params.data(), grads.data(), sum.data(), steps.data(),
+                                        b.sizes.data());
+        }
       });
       finish(b);
     }

@@ -1,11 +1,17 @@
-// Adam / AdamW: option checks and the step, one kernels::cpu::adam_step call per group
-// and dtype (AdamW passes decoupled_weight_decay).
+// Adam / AdamW: option checks and the step, one kernels::cpu::adam_step call (or
+// kernels::cuda::adam_step for CUDA parameters) per group and dtype (AdamW passes
+// decoupled_weight_decay).
 #include "nn/optim/adam.h"
 
 #include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "kernels/cpu/optim.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/optim.h"
+#endif
 
 namespace zae::optim {
 
@@ -84,8 +90,18 @@ void Adam::step() {
         auto m = b.state_ptrs<S>("exp_avg");
         auto v = b.state_ptrs<S>("exp_avg_sq");
         auto vmax = b.state_ptrs<S>("max_exp_avg_sq");
-        kernels::cpu::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
-                                   steps.data(), b.sizes.data());
+        if (b.device.is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+          cuda::DeviceGuard guard(b.device.index);
+          kernels::cuda::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
+                                      steps.data(), b.sizes.data(), cuda::current_stream(b.device.index));
+#else
+          ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
+#endif
+        } else {
+          kernels::cpu::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
+                                     steps.data(), b.sizes.data());
+        }
       });
       finish(b);
     }

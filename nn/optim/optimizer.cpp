@@ -239,8 +239,27 @@ double Optimizer::increment_step(std::map<std::string, Tensor>& st) {
   return *s;
 }
 
+void Optimizer::check_devices() const {
+  const Tensor* first = nullptr;
+  size_t first_g = 0, first_i = 0;
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      const Tensor& p = groups_[g].params[i];
+      if (first == nullptr) {
+        first = &p;
+        first_g = g;
+        first_i = i;
+        continue;
+      }
+      ZAE_CHECK(p.device() == first->device(), name_, ": parameters on different devices: parameter ", first_i,
+                " of ", group_where(first_g), " is on ", first->device(), ", parameter ", i, " of ", group_where(g),
+                " is on ", p.device(), " (one optimizer updates the parameters of one device)");
+    }
+}
+
 std::vector<std::vector<Optimizer::Batch>> Optimizer::prepare_step() {
   // Validate everything before any state is created or changed.
+  check_devices();
   for (size_t g = 0; g < groups_.size(); ++g)
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       const Tensor& p = groups_[g].params[i];
@@ -251,7 +270,9 @@ std::vector<std::vector<Optimizer::Batch>> Optimizer::prepare_step() {
       ZAE_CHECK(grad.shape() == p.shape() && grad.device() == p.device(), name_, ": the gradient of parameter ", i,
                 " of ", group_where(g), " has shape ", shape_str(grad.shape()), " on ", grad.device(),
                 ", the parameter ", shape_str(p.shape()), " on ", p.device());
+#ifndef ZAE_WITH_CUDA
       ZAE_CHECK(p.device().is_cpu(), name_, ": not implemented for device ", p.device(), " in this build");
+#endif
       auto it = state_.find(p.impl_ptr().get());
       if (it == state_.end()) continue;
       for (const auto& [key, t] : it->second)

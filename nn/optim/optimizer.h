@@ -12,6 +12,10 @@
 //   defaults; unknown keys and out-of-range values are errors naming the optimizer,
 //   the key and the value), and every value is finite.
 // - Parameters are floating leaf tensors that require grad, each in exactly one group.
+// - step() needs every parameter of the optimizer on one device (an error names two
+//   that differ). On a CUDA device the update of a group runs as one multi-tensor
+//   kernel launch per dtype (kernels/cuda/optim.h) on the device's current stream,
+//   the CPU twin's math operation by operation; on the CPU, kernels/cpu/optim.h.
 // - A parameter's state holds "step" (a CPU float64 scalar, where the optimizer counts
 //   steps) and buffers of the parameter's shape on its device, in its dtype (float32
 //   for float16 / bfloat16 parameters). Parameters without a gradient are skipped:
@@ -141,9 +145,10 @@ class Optimizer {
     std::vector<S*> state_ptrs(const std::string& key) const;
   };
   /// Batches of every group (outer index = group), validated before anything is
-  /// updated: gradients must match their parameter's dtype, parameters must be on a
-  /// device with kernels (the CPU in this build), existing state buffers must have the
-  /// parameter's shape (they are moved to its device and state dtype if it changed).
+  /// updated: all parameters must be on one device that has kernels (the CPU, or a CUDA
+  /// device in CUDA builds), gradients must match their parameter's dtype and device,
+  /// existing state buffers must have the parameter's shape (they are moved to its
+  /// device and state dtype if it changed).
   std::vector<std::vector<Batch>> prepare_step();
   /// Copies strided parameters back from their working copies and bumps versions.
   static void finish(const Batch& batch);
@@ -157,6 +162,8 @@ class Optimizer {
 
  private:
   void check_options(const Options& options, const std::string& where) const;
+  /// Fails naming two parameters (and their devices) that are not on the same device.
+  void check_devices() const;
   Options complete(const Options& given, const std::string& where) const;
 
   std::string name_;

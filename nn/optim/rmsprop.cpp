@@ -1,10 +1,16 @@
-// RMSprop: option checks and the step, one kernels::cpu::rmsprop_step call per group and dtype.
+// RMSprop: option checks and the step, one kernels::cpu::rmsprop_step call (or
+// kernels::cuda::rmsprop_step for CUDA parameters) per group and dtype.
 #include "nn/optim/rmsprop.h"
 
 #include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "kernels/cpu/optim.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/optim.h"
+#endif
 
 namespace zae::optim {
 
@@ -63,8 +69,18 @@ void RMSprop::step() {
         auto sq = b.state_ptrs<S>("square_avg");
         auto ga = b.state_ptrs<S>("grad_avg");
         auto buf = b.state_ptrs<S>("momentum_buffer");
-        kernels::cpu::rmsprop_step<T>(h, b.n(), params.data(), grads.data(), sq.data(), ga.data(), buf.data(),
-                                      b.sizes.data());
+        if (b.device.is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+          cuda::DeviceGuard guard(b.device.index);
+          kernels::cuda::rmsprop_step<T>(h, b.n(), params.data(), grads.data(), sq.data(), ga.data(), buf.data(),
+                                         b.sizes.data(), cuda::current_stream(b.device.index));
+#else
+          ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
+#endif
+        } else {
+          kernels::cpu::rmsprop_step<T>(h, b.n(), params.data(), grads.data(), sq.data(), ga.data(), buf.data(),
+                                        b.sizes.data());
+        }
       });
       finish(b);
     }

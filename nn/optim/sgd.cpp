@@ -1,10 +1,16 @@
-// SGD: option checks and the step, one kernels::cpu::sgd_step call per group and dtype.
+// SGD: option checks and the step, one kernels::cpu::sgd_step call (kernels::cuda::sgd_step
+// for CUDA parameters) per group and dtype.
 #include "nn/optim/sgd.h"
 
 #include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "kernels/cpu/optim.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/optim.h"
+#endif
 
 namespace zae::optim {
 
@@ -59,7 +65,17 @@ void SGD::step() {
         auto params = b.param_ptrs<T>();
         auto grads = b.grad_ptrs<T>();
         auto bufs = b.state_ptrs<acc_t<T>>("momentum_buffer");
-        kernels::cpu::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data());
+        if (b.device.is_cuda()) {
+#ifdef ZAE_WITH_CUDA
+          cuda::DeviceGuard guard(b.device.index);
+          kernels::cuda::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data(),
+                                     cuda::current_stream(b.device.index));
+#else
+          ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
+#endif
+        } else {
+          kernels::cpu::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data());
+        }
       });
       finish(b);
     }
