@@ -19,15 +19,13 @@
 #include <vector>
 
 #include "engine/zae.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 namespace {
 
 using namespace zae;
 using test::expect_throws_with;
-
-#define SKIP_WITHOUT_CUDA() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device"
 
 const Device kCuda = Device::cuda();
 
@@ -43,13 +41,8 @@ Tensor indices(const Shape& shape, int64_t high, DType dt, uint64_t seed) {
 }
 
 double tolerance(DType dt) {
-  switch (dt) {
-    case DType::float64: return 1e-12;
-    case DType::bfloat16: return 1e-2;
-    case DType::float16: return 1e-3;
-    case DType::float32: return 1e-4;
-    default: return 0.0;  // integers: exact
-  }
+  // Integers: exact.
+  return test::tolerance_for(dt, {.float64 = 1e-12, .float32 = 1e-4, .bfloat16 = 1e-2, .float16 = 1e-3});
 }
 
 /// got (on CUDA) equals want (CPU) exactly (rtol = 0) or within rtol * (|want| + max|want|).
@@ -131,7 +124,7 @@ Twin twin(const Shape& shape, bool view, const std::function<Tensor(const Shape&
 }
 
 TEST(GatherCuda, ForwardMatchesCpuEveryDtype) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const GatherCase& c : kGatherCases)
     for (DType dt : {DType::float32, DType::float64, DType::bfloat16, DType::float16, DType::int64, DType::int32,
                      DType::uint8, DType::bool_})
@@ -148,7 +141,7 @@ TEST(GatherCuda, ForwardMatchesCpuEveryDtype) {
 }
 
 TEST(GatherCuda, BackwardMatchesCpuInBothModes) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const GatherCase& c : kGatherCases)
     for (DType dt : {DType::float32, DType::float64})
       for (bool det : {true, false}) {
@@ -170,7 +163,7 @@ TEST(GatherCuda, BackwardMatchesCpuInBothModes) {
 // ---- index_select ----------------------------------------------------------------------------
 
 TEST(IndexSelectCuda, ForwardAndBackwardMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   struct Case {
     Shape x_shape;
     int64_t dim;
@@ -223,7 +216,7 @@ const std::vector<ScatterCase> kScatterCases = {
 };
 
 TEST(ScatterAddCuda, ForwardMatchesCpuInBothModes) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const ScatterCase& c : kScatterCases)
     for (DType dt : {DType::float32, DType::float64, DType::bfloat16, DType::float16, DType::int32, DType::int64,
                      DType::uint8})
@@ -244,7 +237,7 @@ TEST(ScatterAddCuda, ForwardMatchesCpuInBothModes) {
 }
 
 TEST(ScatterAddCuda, BackwardMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const ScatterCase& c : kScatterCases)
     for (DType dt : {DType::float32, DType::float64}) {
       Tensor x = test::random_tensor(c.x_shape, dt, 12), src = test::random_tensor(c.src_shape, dt, 13);
@@ -261,7 +254,7 @@ TEST(ScatterAddCuda, BackwardMatchesCpu) {
 }
 
 TEST(ScatterAddCuda, DeterministicRunsAreBitIdentical) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   DeterministicGuard mode(true);
   const int64_t n = (1 << 20) + 3;
   Tensor x = zeros({7}).to(kCuda);
@@ -275,7 +268,7 @@ TEST(ScatterAddCuda, DeterministicRunsAreBitIdentical) {
 // ---- embedding ------------------------------------------------------------------------------------
 
 TEST(EmbeddingCuda, ForwardAndBackwardMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   struct Case {
     int64_t vocab, width;
     Shape index_shape;
@@ -309,7 +302,7 @@ TEST(EmbeddingCuda, ForwardAndBackwardMatchCpu) {
 // ---- one_hot ---------------------------------------------------------------------------------------
 
 TEST(OneHotCuda, MatchesCpuGivenAndInferredClasses) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const Shape& shape : {Shape{1}, Shape{7}, Shape{33, 31}, Shape{(1 << 20) + 3}})
     for (DType it : {DType::int64, DType::int32}) {
       Tensor idx = indices(shape, shape.size() == 1 && shape[0] > 1000 ? 3 : 11, it, 21);
@@ -323,7 +316,7 @@ TEST(OneHotCuda, MatchesCpuGivenAndInferredClasses) {
 // ---- bounds ------------------------------------------------------------------------------------------
 
 TEST(IndexCuda, OutOfRangeIndicesAreErrorsAndTheDeviceStaysUsable) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor x = test::random_tensor({3, 4}, DType::float32, 22).to(kCuda);
   Tensor bad_big = tensor<int64_t>({0, 1, 2, 0, 1, 2, 7, 1}, {2, 4}).to(kCuda);   // 7 at position 6
   Tensor bad_neg = tensor<int64_t>({0, -1, 2, 0, 1, 2, 0, 1}, {2, 4}).to(DType::int32).to(kCuda);

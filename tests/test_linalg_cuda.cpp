@@ -25,6 +25,7 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/linalg.h"
 #include "engine/tensor.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 #ifdef ZAE_TESTS_WITH_CUDA
@@ -38,9 +39,6 @@ using zae::DType;
 using zae::Shape;
 using zae::Tensor;
 using View = std::function<Tensor(const Tensor&)>;
-
-#define REQUIRE_CUDA() \
-  if (!zae::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
 
 constexpr Device kCuda = Device::cuda(0);
 constexpr double kTf32Tol = 2.5e-3;  // TF32 may truncate both inputs: product error < 2^-9
@@ -158,34 +156,34 @@ TEST(LinalgCuda, Tf32SwitchDefaultsOffAndToggles) {
 }
 
 TEST(LinalgCuda, MatmulFloat32) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tf32Scope off(false);
   check_matmul_table(DType::float32, tol_of(DType::float32));
 }
 
 TEST(LinalgCuda, MatmulFloat32Tf32) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tf32Scope on(true);
   check_matmul_table(DType::float32, kTf32Tol);
 }
 
 TEST(LinalgCuda, MatmulFloat64) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_matmul_table(DType::float64, tol_of(DType::float64));
 }
 
 TEST(LinalgCuda, MatmulBFloat16) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_matmul_table(DType::bfloat16, tol_of(DType::bfloat16));
 }
 
 TEST(LinalgCuda, MatmulFloat16) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_matmul_table(DType::float16, tol_of(DType::float16));
 }
 
 TEST(LinalgCuda, MatmulRejectsMixedDevices) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const Tensor a = rounded({3, 4}, DType::float32, 1), b = rounded({4, 2}, DType::float32, 2);
   zae::test::expect_throws_with([&] { zae::matmul(a.to(kCuda), b); }, {"matmul", "device mismatch", "cuda:0", "cpu"});
 }
@@ -240,23 +238,23 @@ void check_linear_table(DType dt) {
 }
 
 TEST(LinalgCuda, LinearFloat32) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tf32Scope off(false);
   check_linear_table(DType::float32);
 }
 
 TEST(LinalgCuda, LinearFloat64) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_linear_table(DType::float64);
 }
 
 TEST(LinalgCuda, LinearBFloat16) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_linear_table(DType::bfloat16);
 }
 
 TEST(LinalgCuda, LinearFloat16) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_linear_table(DType::float16);
 }
 
@@ -336,21 +334,21 @@ std::vector<BackwardCase> backward_cases() {
 }
 
 TEST(LinalgCuda, BackwardFloat32) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tf32Scope off(false);
   uint64_t seed = 900;
   for (const BackwardCase& c : backward_cases()) check_backward(c, DType::float32, seed += 10);
 }
 
 TEST(LinalgCuda, BackwardFloat64) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 1900;
   for (const BackwardCase& c : backward_cases()) check_backward(c, DType::float64, seed += 10);
 }
 
 // Gradients of broadcast operands are summed over the broadcast batch dims (sum_to on CUDA).
 TEST(LinalgCuda, BackwardBroadcastBatch) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   check_backward({"matmul broadcast batch dims", {{2, 1, 7, 13}, {3, 13, 5}}, mm}, DType::float64, 2900);
   check_backward({"matmul vector @ batch", {{13}, {3, 13, 5}}, mm}, DType::float64, 2950);
 }
@@ -461,7 +459,7 @@ void check_gemm(const GemmCase& g, DType dt, kc::GemmEpilogue epi, bool force_cu
 }
 
 TEST(LinalgCuda, GemmLauncherEpiloguesAndRoutes) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const GemmCase cases[] = {
       {37, 29, 19, false, false, 1, false, 1.0f, 0.0f},  // poisoned C, beta 0
       {37, 29, 19, true, true, 3, false, 1.5f, 0.5f},
@@ -483,7 +481,7 @@ TEST(LinalgCuda, GemmLauncherEpiloguesAndRoutes) {
 }
 
 TEST(LinalgCuda, GemmLauncherTf32) {
-  REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const int64_t m = 96, n = 80, k = 128;
   const Tensor a = rounded({m, k}, DType::float32, 7), b = rounded({k, n}, DType::float32, 8);
   const Tensor a64 = a.to(DType::float64), b64 = b.to(DType::float64);

@@ -25,13 +25,11 @@
 #include "engine/ops/pooling.h"
 #include "engine/ops/unary.h"
 #include "engine/tensor.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 namespace zae {
 namespace {
-
-#define ZAE_REQUIRE_CUDA() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device"
 
 const Device kCuda = Device::cuda(0);
 constexpr DType kFloat[] = {DType::float32, DType::bfloat16, DType::float16, DType::float64};
@@ -40,13 +38,7 @@ constexpr DType kAll[] = {DType::float32, DType::float64, DType::bfloat16, DType
                           DType::int32,   DType::int64,   DType::uint8,    DType::bool_};
 
 double tolerance(DType dt) {
-  switch (dt) {
-    case DType::float32: return 1e-5;
-    case DType::bfloat16: return 1e-2;
-    case DType::float16: return 1e-3;
-    case DType::float64: return 1e-12;
-    default: return 0.0;
-  }
+  return test::tolerance_for(dt, {.float64 = 1e-12, .float32 = 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3});
 }
 
 // The bytes of a tensor's elements in row-major order (copied to the CPU, made dense).
@@ -154,7 +146,7 @@ bool takes_integers(UnaryOp op) {
 }
 
 TEST(ElementwiseCuda, EveryUnaryOpMatchesTheCpu) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   std::vector<DType> dtypes(std::begin(kFloat), std::end(kFloat));
   dtypes.insert(dtypes.end(), std::begin(kInt), std::end(kInt));
   for (UnaryOp op : kUnaryOps)
@@ -175,7 +167,7 @@ TEST(ElementwiseCuda, EveryUnaryOpMatchesTheCpu) {
 }
 
 TEST(ElementwiseCuda, UnaryIntoStridedAndMisalignedOutputs) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : kFloat)
     for (const Shape& shape : kShapes) {
       Tensor a_cpu = input(shape, Layout::contiguous, dt, 5, -3, 3, Device::cpu());
@@ -197,7 +189,7 @@ constexpr BinaryOp kArith[] = {BinaryOp::add,     BinaryOp::sub,     BinaryOp::m
 constexpr BinaryOp kCompare[] = {BinaryOp::eq, BinaryOp::ne, BinaryOp::lt, BinaryOp::le, BinaryOp::gt, BinaryOp::ge};
 
 TEST(ElementwiseCuda, EveryBinaryOpMatchesTheCpu) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   std::vector<DType> dtypes(std::begin(kFloat), std::end(kFloat));
   dtypes.insert(dtypes.end(), std::begin(kInt), std::end(kInt));
   for (BinaryOp op : kArith)
@@ -243,7 +235,7 @@ TEST(ElementwiseCuda, EveryBinaryOpMatchesTheCpu) {
 }
 
 TEST(ElementwiseCuda, EveryComparisonMatchesTheCpuExactly) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (BinaryOp op : kCompare)
     for (DType dt : kAll)
       for (const Shape& shape : kShapes)
@@ -262,7 +254,7 @@ TEST(ElementwiseCuda, EveryComparisonMatchesTheCpuExactly) {
 }
 
 TEST(ElementwiseCuda, ComparisonsOfNaNAndMixedDtypes) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   Tensor a = tensor({nan, 1.0, -inf, 2.0, nan, 0.0, -0.0});
   Tensor b = tensor({nan, nan, -inf, 3.0, 1.0, -0.0, 0.0}, {}, {.dtype = DType::float64});
@@ -281,7 +273,7 @@ TEST(ElementwiseCuda, ComparisonsOfNaNAndMixedDtypes) {
 // ---- where, fills, casts ---------------------------------------------------------------------
 
 TEST(ElementwiseCuda, WhereAndMaskedFillMatchTheCpuExactly) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : kAll)
     for (const Shape& shape : kShapes)
       for (Layout lc : kLayouts)
@@ -303,7 +295,7 @@ TEST(ElementwiseCuda, WhereAndMaskedFillMatchTheCpuExactly) {
 }
 
 TEST(ElementwiseCuda, FillsMatchTheCpuExactly) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : kAll)
     for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1023}, (int64_t{1} << 20) + 3})
       for (double v : {0.0, 1.0, -2.75, 1e6}) {
@@ -326,7 +318,7 @@ TEST(ElementwiseCuda, FillsMatchTheCpuExactly) {
 }
 
 TEST(ElementwiseCuda, CastsBetweenEveryDtypePairAreBitIdentical) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   // Special values for float -> float casts: NaN, infinities, signed zeros, half overflow
   // and rounding boundaries, subnormals of every float format.
@@ -364,7 +356,7 @@ TEST(ElementwiseCuda, CastsBetweenEveryDtypePairAreBitIdentical) {
 // ---- random fills and dropout ---------------------------------------------------------------
 
 TEST(ElementwiseCuda, RandRandnRandintAreBitIdenticalToTheCpu) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1023}, (int64_t{1} << 20) + 3}) {
     for (DType dt : kFloat) {
       Generator gc(1234, 5), gg(1234, 5);
@@ -387,7 +379,7 @@ TEST(ElementwiseCuda, RandRandnRandintAreBitIdenticalToTheCpu) {
 }
 
 TEST(ElementwiseCuda, DropoutMaskValuesAndGradientsAreBitIdentical) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : kFloat)
     for (const Shape& shape : kShapes)
       for (Layout l : {Layout::contiguous, Layout::strided, Layout::misaligned})
@@ -411,7 +403,7 @@ TEST(ElementwiseCuda, DropoutMaskValuesAndGradientsAreBitIdentical) {
 // ---- ops through autograd, in-place ops, errors ------------------------------------------------
 
 TEST(ElementwiseCuda, ChainedOpsAndGradientsMatchTheCpu) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : {DType::float32, DType::float64}) {
     auto run = [&](Device d) {
       Tensor x = input({31, 33}, Layout::contiguous, dt, 71, -2, 2, d).detach().requires_grad_(true);
@@ -428,7 +420,7 @@ TEST(ElementwiseCuda, ChainedOpsAndGradientsMatchTheCpu) {
 }
 
 TEST(ElementwiseCuda, InPlaceOpsAndOverlappingViews) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   auto run = [&](Device d) {
     Tensor x = input({64, 48}, Layout::contiguous, DType::float32, 81, -1, 1, d);
     Tensor y = input({64, 48}, Layout::strided, DType::float32, 82, -1, 1, d);
@@ -446,7 +438,7 @@ TEST(ElementwiseCuda, InPlaceOpsAndOverlappingViews) {
 }
 
 TEST(ElementwiseCuda, AutoDeviceStaysOnTheCpuUntilTheGpuSuiteHasRun) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   // Every op family has CUDA kernels, but none has run on a GPU yet (engine/device.h):
   // explicit Device::cuda() works, "auto" keeps choosing the CPU until this suite passes.
   EXPECT_FALSE(cuda::ops_available());
@@ -455,7 +447,7 @@ TEST(ElementwiseCuda, AutoDeviceStaysOnTheCpuUntilTheGpuSuiteHasRun) {
 }
 
 TEST(ElementwiseCuda, MixedDevicesAreAnError) {
-  ZAE_REQUIRE_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor a = ones({3}, {.device = kCuda});
   Tensor b = ones({3});
   test::expect_throws_with([&] { add(a, b); }, {"add", "one device", "cuda:0", "cpu"});

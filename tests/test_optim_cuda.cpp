@@ -20,6 +20,7 @@
 #include "nn/optim/adam.h"
 #include "nn/optim/rmsprop.h"
 #include "nn/optim/sgd.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 namespace {
@@ -27,21 +28,14 @@ namespace {
 using namespace zae;
 using OptPtr = std::unique_ptr<optim::Optimizer>;
 
-#define SKIP_WITHOUT_CUDA() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device"
-
 struct Case {
   std::string name;
   std::function<OptPtr(std::vector<optim::ParamGroup>)> make;
 };
 
 double tolerance(DType dt) {
-  switch (dt) {
-    case DType::float64: return 1e-12;
-    case DType::bfloat16: return 1e-2;
-    case DType::float16: return 1e-3;
-    default: return 1e-6;
-  }
+  return test::tolerance_for(
+      dt, {.float64 = 1e-12, .float32 = 1e-6, .bfloat16 = 1e-2, .float16 = 1e-3, .integral = 1e-6});
 }
 
 /// Every element within rtol * |want| + rtol * max|want| of the CPU value.
@@ -232,23 +226,23 @@ std::vector<Case> all_cases() {
 const std::vector<Shape> kSmallShapes = {{1}, {7}, {1023}, {33, 31}, {4, 1024}};
 
 TEST(OptimCuda, EveryOptionCombinationFloat32) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const Case& c : all_cases()) run_case(c, DType::float32, kSmallShapes);
 }
 
 TEST(OptimCuda, EveryOptionCombinationFloat64) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (const Case& c : all_cases()) run_case(c, DType::float64, kSmallShapes);
 }
 
 TEST(OptimCuda, EveryOptionCombinationHalfPrecisionWithFloatState) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   for (DType dt : {DType::bfloat16, DType::float16})
     for (const Case& c : all_cases()) run_case(c, dt, kSmallShapes);
 }
 
 TEST(OptimCuda, LargeAndManyTensorsSplitAcrossLaunches) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   // (1 << 20) + 3 elements span 33 chunks; 300 small tensors overflow a launch's table.
   std::vector<Shape> shapes = {{(1 << 20) + 3}, {5}, {1 << 16}};
   for (int i = 0; i < 300; ++i) shapes.push_back({1 + (i * 37) % 200});
@@ -262,14 +256,14 @@ TEST(OptimCuda, LargeAndManyTensorsSplitAcrossLaunches) {
 }
 
 TEST(OptimCuda, ParametersWithoutGradientAreSkipped) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   // Parameter 1 has no gradient on odd steps, parameter 2 never has one (it gets no state).
   auto skip = [](int s) { return std::vector<bool>{false, s % 2 == 1, true}; };
   for (const Case& c : all_cases()) run_case(c, DType::float32, {{9, 3}, {17}, {4}}, 5, skip);
 }
 
 TEST(OptimCuda, GroupsWithTheirOwnOptions) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Twins t = make_params({{100}, {7, 7}, {3}}, DType::float32, 5);
   auto make = [](const std::vector<Tensor>& p) {
     return std::make_unique<optim::Adam>(
@@ -291,7 +285,7 @@ TEST(OptimCuda, GroupsWithTheirOwnOptions) {
 }
 
 TEST(OptimCuda, StridedParameterIsUpdatedInPlace) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor base_cpu = test::random_tensor({6, 9}, DType::float32, 3);
   Tensor base_dev = base_cpu.to(Device::cuda());
   Tensor p_cpu = base_cpu.t().detach().requires_grad_();  // (9, 6) transposed view
@@ -311,7 +305,7 @@ TEST(OptimCuda, StridedParameterIsUpdatedInPlace) {
 }
 
 TEST(OptimCuda, ParametersOnDifferentDevicesAreAnError) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor a = test::random_tensor({3}, DType::float32, 1).requires_grad_();
   Tensor b = test::random_tensor({4}, DType::float32, 2).to(Device::cuda()).requires_grad_();
   optim::Adam opt({a, b}, {.lr = 0.1});

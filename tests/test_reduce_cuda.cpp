@@ -21,59 +21,25 @@
 #include "engine/ops/factory.h"
 #include "engine/ops/reduce.h"
 #include "engine/tensor.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 namespace {
 
 using namespace zae;
+using test::cuda_matches_cpu;
+using test::poison_cuda_like;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
 constexpr DType kIntegral[] = {DType::int32, DType::int64, DType::uint8, DType::bool_};
 
-#define SKIP_WITHOUT_CUDA() \
-  if (!zae::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
-
 /// Relative tolerance of a CUDA result against the CPU one (k: reduced extent).
 double rtol_for(DType dt, int64_t k) {
-  switch (dt) {
-    case DType::float64: return 1e-10;
-    case DType::bfloat16: return 1e-2;
-    case DType::float16: return 1e-3;
-    case DType::float32: return k > 4096 ? 1e-4 : 1e-5;
-    default: return 0.0;  // integers and indices: exact
-  }
-}
-
-/// got (CUDA) against want (CPU): same shape and dtype, and per element
-/// |got - want| <= rtol * (max(1, max |want|) + |want|); NaN matches NaN, inf matches itself.
-::testing::AssertionResult matches(const Tensor& got, const Tensor& want, double rtol) {
-  if (!got.device().is_cuda()) return ::testing::AssertionFailure() << "result is on " << got.device();
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << "shape " << shape_str(got.shape()) << ", cpu " << shape_str(want.shape());
-  if (got.dtype() != want.dtype())
-    return ::testing::AssertionFailure() << "dtype " << got.dtype() << ", cpu " << want.dtype();
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  double scale = 1.0;
-  for (double v : w)
-    if (std::isfinite(v)) scale = std::max(scale, std::abs(v));
-  for (size_t i = 0; i < w.size(); ++i) {
-    const bool ok = std::isnan(w[i])   ? std::isnan(g[i])
-                    : std::isinf(w[i]) ? g[i] == w[i]
-                                       : std::abs(g[i] - w[i]) <= rtol * (scale + std::abs(w[i]));
-    if (!ok)
-      return ::testing::AssertionFailure() << "element " << i << " of " << w.size() << ": cuda " << g[i] << ", cpu "
-                                           << w[i] << " (rtol " << rtol << ", scale " << scale << ")";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-/// Fills a block of the CUDA caching allocator that a same-sized output will reuse.
-void poison_like(const Tensor& cpu_result) {
-  if (cpu_result.numel() == 0 || cpu_result.dtype() == DType::bool_) return;
-  Tensor p = Tensor::empty(cpu_result.shape(), {.dtype = cpu_result.dtype(), .device = Device::cuda()});
-  p.fill_(is_floating(cpu_result.dtype()) ? kNaN : 77.0);
+  // Integers and indices: exact.
+  return test::tolerance_for(
+      dt, {.float64 = 1e-10, .float32 = k > 4096 ? 1e-4 : 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3});
 }
 
 enum class Layout { contiguous, transposed, sliced };
@@ -128,18 +94,18 @@ void check_op(const Op& op, const Shape& shape, DType dt, Layout layout, int64_t
     EXPECT_THROW(op.fn(in.cuda), Error) << "the CPU rejects this case";
     return;
   }
-  for (const Tensor& w : want) poison_like(w);
+  for (const Tensor& w : want) poison_cuda_like(w);
   const std::vector<Tensor> got = op.fn(in.cuda);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i)
-    EXPECT_TRUE(matches(got[i], want[i], rtol_for(want[i].dtype(), k))) << "output " << i;
+    EXPECT_TRUE(cuda_matches_cpu(got[i], want[i], rtol_for(want[i].dtype(), k))) << "output " << i;
   if (!grad || want[0].numel() == 0) return;
   Tensor w = test::random_tensor(want[0].shape(), dt, seed + 1);
   (want[0] * w).sum().backward();
   (got[0] * w.to(Device::cuda())).sum().backward();
   ASSERT_EQ(in.cuda_base.grad().defined(), in.cpu_base.grad().defined());
   if (in.cpu_base.grad().defined()) {
-    EXPECT_TRUE(matches(in.cuda_base.grad(), in.cpu_base.grad(), 2 * rtol_for(dt, k))) << "gradient";
+    EXPECT_TRUE(cuda_matches_cpu(in.cuda_base.grad(), in.cpu_base.grad(), 2 * rtol_for(dt, k))) << "gradient";
   }
 }
 
@@ -206,7 +172,7 @@ const std::vector<Case>& cases() {
 }
 
 TEST(ReduceCuda, FloatingMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 100;
   for (const Case& c : cases())
     for (DType dt : kFloating)
@@ -215,7 +181,7 @@ TEST(ReduceCuda, FloatingMatchesCpu) {
 }
 
 TEST(ReduceCuda, AlongOneDimMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 5000;
   for (const Case& c : cases()) {
     if (c.dims.size() != 1) continue;
@@ -229,7 +195,7 @@ TEST(ReduceCuda, AlongOneDimMatchesCpu) {
 }
 
 TEST(ReduceCuda, IntegralSumsAndExtremaMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 9000;
   for (const Case& c : cases())
     for (DType dt : kIntegral)
@@ -239,7 +205,7 @@ TEST(ReduceCuda, IntegralSumsAndExtremaMatchCpu) {
 }
 
 TEST(ReduceCuda, FlattenedArgExtremaMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const Op ops[] = {
       {"argmax_all", [](const Tensor& x) { return std::vector<Tensor>{argmax(x)}; }, false},
       {"argmin_all", [](const Tensor& x) { return std::vector<Tensor>{argmin(x, std::nullopt, true)}; }, false},
@@ -252,7 +218,7 @@ TEST(ReduceCuda, FlattenedArgExtremaMatchCpu) {
 }
 
 TEST(ReduceCuda, NanAndInfinityMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   // Rows: a NaN in the middle, all -inf, +inf among numbers, -inf among numbers, NaN and +inf.
   const std::vector<double> v = {1, kNaN, 3,     2,   -kInf, -kInf, -kInf, -kInf, 1,    kInf,
                                  2, kInf, -kInf, 0.5, -kInf, 0.25,  kInf,  1,     kNaN, 2};
@@ -261,42 +227,42 @@ TEST(ReduceCuda, NanAndInfinityMatchCpu) {
     Tensor dev = cpu.to(Device::cuda());
     for (int64_t dim : {0, 1}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " dim " + std::to_string(dim));
-      EXPECT_TRUE(matches(amax(dev, {dim}), amax(cpu, {dim}), 0.0));
-      EXPECT_TRUE(matches(amin(dev, {dim}), amin(cpu, {dim}), 0.0));
-      EXPECT_TRUE(matches(argmax(dev, dim), argmax(cpu, dim), 0.0));
-      EXPECT_TRUE(matches(argmin(dev, dim), argmin(cpu, dim), 0.0));
-      EXPECT_TRUE(matches(logsumexp(dev, {dim}), logsumexp(cpu, {dim}), rtol_for(dt, 4)));
-      EXPECT_TRUE(matches(sum(dev, {dim}), sum(cpu, {dim}), rtol_for(dt, 4)));
-      EXPECT_TRUE(matches(norm(dev, kInf, {dim}), norm(cpu, kInf, {dim}), 0.0));
+      EXPECT_TRUE(cuda_matches_cpu(amax(dev, {dim}), amax(cpu, {dim}), 0.0));
+      EXPECT_TRUE(cuda_matches_cpu(amin(dev, {dim}), amin(cpu, {dim}), 0.0));
+      EXPECT_TRUE(cuda_matches_cpu(argmax(dev, dim), argmax(cpu, dim), 0.0));
+      EXPECT_TRUE(cuda_matches_cpu(argmin(dev, dim), argmin(cpu, dim), 0.0));
+      EXPECT_TRUE(cuda_matches_cpu(logsumexp(dev, {dim}), logsumexp(cpu, {dim}), rtol_for(dt, 4)));
+      EXPECT_TRUE(cuda_matches_cpu(sum(dev, {dim}), sum(cpu, {dim}), rtol_for(dt, 4)));
+      EXPECT_TRUE(cuda_matches_cpu(norm(dev, kInf, {dim}), norm(cpu, kInf, {dim}), 0.0));
     }
   }
 }
 
 TEST(ReduceCuda, FullSumOf2To26IsDeterministicAndMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const int64_t n = int64_t{1} << 26;
   Tensor cpu = test::random_tensor({n}, DType::float32, 77);
   Tensor dev = cpu.to(Device::cuda());
   Tensor first = sum(dev);
-  EXPECT_TRUE(matches(first, sum(cpu), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(first, sum(cpu), 1e-4));
   EXPECT_EQ(first.item(), sum(dev).item()) << "two runs of the same sum must give the same bits";
-  EXPECT_TRUE(matches(mean(dev), mean(cpu), 1e-4));
-  EXPECT_TRUE(matches(var(dev), var(cpu), 1e-4));
-  EXPECT_TRUE(matches(argmax(dev), argmax(cpu), 0.0));
-  EXPECT_TRUE(matches(norm(dev), norm(cpu), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(mean(dev), mean(cpu), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(var(dev), var(cpu), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(argmax(dev), argmax(cpu), 0.0));
+  EXPECT_TRUE(cuda_matches_cpu(norm(dev), norm(cpu), 1e-4));
   // A column sum with the same total size: (2^13, 2^13) over dim 0.
   Tensor sq_cpu = cpu.reshape({int64_t{1} << 13, int64_t{1} << 13});
   Tensor sq_dev = dev.reshape({int64_t{1} << 13, int64_t{1} << 13});
-  EXPECT_TRUE(matches(sum(sq_dev, {0}), sum(sq_cpu, {0}), 1e-4));
-  EXPECT_TRUE(matches(logsumexp(sq_dev, {1}), logsumexp(sq_cpu, {1}), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(sum(sq_dev, {0}), sum(sq_cpu, {0}), 1e-4));
+  EXPECT_TRUE(cuda_matches_cpu(logsumexp(sq_dev, {1}), logsumexp(sq_cpu, {1}), 1e-4));
 }
 
 TEST(ReduceCuda, EmptyExtremumIsAnErrorOnCuda) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor dev = Tensor::empty({3, 0}, {.device = Device::cuda()});
   test::expect_throws_with([&] { amax(dev, {1}); }, {"amax", "zero elements"});
   test::expect_throws_with([&] { argmin(dev, 1); }, {"argmin", "zero elements"});
-  EXPECT_TRUE(matches(sum(dev, {1}), zeros({3}), 0.0));
+  EXPECT_TRUE(cuda_matches_cpu(sum(dev, {1}), zeros({3}), 0.0));
 }
 
 }  // namespace

@@ -21,81 +21,25 @@
 #include "engine/ops/loss.h"
 #include "engine/ops/nn.h"
 #include "engine/tensor.h"
+#include "tests/support/cuda_test_util.h"
 #include "tests/support/test_util.h"
 
 namespace {
 
 using namespace zae;
+using test::backward_both_weighted;
+using test::cuda_matches_cpu;
+using test::LeafPair;
+using test::poison_cuda_like;
+using test::random_leaf_pair;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
 
-#define SKIP_WITHOUT_CUDA() \
-  if (!zae::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
-
 double rtol_for(DType dt) {
-  switch (dt) {
-    case DType::float64: return 1e-10;
-    case DType::bfloat16: return 1e-2;
-    case DType::float16: return 1e-3;
-    default: return 1e-5;
-  }
-}
-
-/// got (CUDA) against want (CPU): same shape and dtype, and per element
-/// |got - want| <= rtol * (max(1, max |want|) + |want|); NaN matches NaN, inf matches itself.
-::testing::AssertionResult matches(const Tensor& got, const Tensor& want, double rtol) {
-  if (!got.defined() || !want.defined())
-    return ::testing::AssertionFailure() << "undefined tensor (cuda " << got.defined() << ", cpu " << want.defined()
-                                         << ")";
-  if (!got.device().is_cuda()) return ::testing::AssertionFailure() << "result is on " << got.device();
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << "shape " << shape_str(got.shape()) << ", cpu " << shape_str(want.shape());
-  if (got.dtype() != want.dtype())
-    return ::testing::AssertionFailure() << "dtype " << got.dtype() << ", cpu " << want.dtype();
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  double scale = 1.0;
-  for (double v : w)
-    if (std::isfinite(v)) scale = std::max(scale, std::abs(v));
-  for (size_t i = 0; i < w.size(); ++i) {
-    const bool ok = std::isnan(w[i])   ? std::isnan(g[i])
-                    : std::isinf(w[i]) ? g[i] == w[i]
-                                       : std::abs(g[i] - w[i]) <= rtol * (scale + std::abs(w[i]));
-    if (!ok)
-      return ::testing::AssertionFailure() << "element " << i << " of " << w.size() << ": cuda " << g[i] << ", cpu "
-                                           << w[i] << " (rtol " << rtol << ", scale " << scale << ")";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-/// Fills a block of the CUDA caching allocator that a same-sized output will reuse, so
-/// an element a kernel fails to write shows up as NaN.
-void poison_like(const Tensor& cpu_result) {
-  if (cpu_result.numel() == 0) return;
-  Tensor p = Tensor::empty(cpu_result.shape(), {.dtype = cpu_result.dtype(), .device = Device::cuda()});
-  p.fill_(kNaN);
-}
-
-/// A leaf on each device with the same values (CPU random normal), requiring grad.
-struct Leaf {
-  Tensor cpu, cuda;
-};
-
-Leaf leaf(const Shape& shape, DType dt, uint64_t seed, double scale = 1.0, double shift = 0.0) {
-  Leaf l;
-  l.cpu = (test::random_tensor(shape, dt, seed) * scale + shift).detach();
-  l.cuda = l.cpu.to(Device::cuda());
-  l.cpu.requires_grad_();
-  l.cuda.requires_grad_();
-  return l;
-}
-
-/// Backward of sum(out * w) on both devices for the same random w.
-void backward_both(const Tensor& out_cpu, const Tensor& out_cuda, uint64_t seed) {
-  Tensor w = test::random_tensor(out_cpu.shape(), out_cpu.dtype(), seed);
-  (out_cpu * w).sum().backward();
-  (out_cuda * w.to(Device::cuda())).sum().backward();
+  return test::tolerance_for(
+      dt, {.float64 = 1e-10, .float32 = 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3, .integral = 1e-5});
 }
 
 // ---- softmax ---------------------------------------------------------------------------
@@ -107,7 +51,7 @@ struct SoftmaxCase {
 };
 
 TEST(SoftmaxCuda, ForwardAndBackwardMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const SoftmaxCase cases[] = {
       {{1}, 0},
       {{7}, 0},
@@ -131,21 +75,21 @@ TEST(SoftmaxCuda, ForwardAndBackwardMatchCpu) {
                      shape_str(c.shape) + " dim " + std::to_string(c.dim) + (c.transposed ? " transposed" : ""));
         Shape base_shape = c.shape;
         if (c.transposed) std::swap(base_shape[0], base_shape[1]);
-        Leaf x = leaf(base_shape, dt, ++seed, 3.0);
+        LeafPair x = random_leaf_pair(base_shape, dt, ++seed, 3.0);
         Tensor in_cpu = c.transposed ? x.cpu.t() : x.cpu;
         Tensor in_cuda = c.transposed ? x.cuda.t() : x.cuda;
         auto fn = [&](const Tensor& t) { return log ? log_softmax(t, c.dim) : softmax(t, c.dim); };
         Tensor want = fn(in_cpu);
-        poison_like(want);
+        poison_cuda_like(want);
         Tensor got = fn(in_cuda);
-        EXPECT_TRUE(matches(got, want, rtol_for(dt)));
-        backward_both(want, got, ++seed);
-        EXPECT_TRUE(matches(x.cuda.grad(), x.cpu.grad(), 2 * rtol_for(dt))) << "gradient";
+        EXPECT_TRUE(cuda_matches_cpu(got, want, rtol_for(dt)));
+        backward_both_weighted(want, got, ++seed);
+        EXPECT_TRUE(cuda_matches_cpu(x.cuda.grad(), x.cpu.grad(), 2 * rtol_for(dt))) << "gradient";
       }
 }
 
 TEST(SoftmaxCuda, NanAndInfinityRowsMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   // Rows: plain, a NaN, all -inf, a +inf, -inf among numbers.
   const std::vector<double> v = {1,     2,     3, 4,    1, kNaN, 3,     4,   -kInf, -kInf,
                                  -kInf, -kInf, 1, kInf, 2, 3,    -kInf, 0.5, -kInf, 2};
@@ -154,8 +98,8 @@ TEST(SoftmaxCuda, NanAndInfinityRowsMatchCpu) {
     Tensor dev = cpu.to(Device::cuda());
     for (int64_t dim : {0, 1}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " dim " + std::to_string(dim));
-      EXPECT_TRUE(matches(softmax(dev, dim), softmax(cpu, dim), rtol_for(dt)));
-      EXPECT_TRUE(matches(log_softmax(dev, dim), log_softmax(cpu, dim), rtol_for(dt)));
+      EXPECT_TRUE(cuda_matches_cpu(softmax(dev, dim), softmax(cpu, dim), rtol_for(dt)));
+      EXPECT_TRUE(cuda_matches_cpu(log_softmax(dev, dim), log_softmax(cpu, dim), rtol_for(dt)));
     }
   }
 }
@@ -169,7 +113,7 @@ struct LayerNormCase {
 };
 
 TEST(LayerNormCuda, ForwardAndBackwardMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const LayerNormCase cases[] = {
       {{1, 1}, {1}},
       {{5, 7}, {7}},
@@ -190,28 +134,28 @@ TEST(LayerNormCuda, ForwardAndBackwardMatchCpu) {
                    (c.transposed ? " transposed" : ""));
       Shape base_shape = c.shape;
       if (c.transposed) std::swap(base_shape[0], base_shape[1]);
-      Leaf x = leaf(base_shape, dt, ++seed, 2.0, 0.5);
-      Leaf w = leaf(c.normalized, dt, ++seed, 0.5, 1.0);
-      Leaf b = leaf(c.normalized, dt, ++seed);
+      LeafPair x = random_leaf_pair(base_shape, dt, ++seed, 2.0, 0.5);
+      LeafPair w = random_leaf_pair(c.normalized, dt, ++seed, 0.5, 1.0);
+      LeafPair b = random_leaf_pair(c.normalized, dt, ++seed);
       Tensor in_cpu = c.transposed ? x.cpu.t() : x.cpu;
       Tensor in_cuda = c.transposed ? x.cuda.t() : x.cuda;
       Tensor want = layer_norm(in_cpu, c.normalized, c.weight ? w.cpu : Tensor(), c.bias ? b.cpu : Tensor(), 1e-5);
-      poison_like(want);
+      poison_cuda_like(want);
       Tensor got = layer_norm(in_cuda, c.normalized, c.weight ? w.cuda : Tensor(), c.bias ? b.cuda : Tensor(), 1e-5);
-      EXPECT_TRUE(matches(got, want, rtol_for(dt)));
-      backward_both(want, got, ++seed);
-      EXPECT_TRUE(matches(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "d_x";
+      EXPECT_TRUE(cuda_matches_cpu(got, want, rtol_for(dt)));
+      backward_both_weighted(want, got, ++seed);
+      EXPECT_TRUE(cuda_matches_cpu(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "d_x";
       if (c.weight) {
-        EXPECT_TRUE(matches(w.cuda.grad(), w.cpu.grad(), 4 * rtol_for(dt))) << "d_weight";
+        EXPECT_TRUE(cuda_matches_cpu(w.cuda.grad(), w.cpu.grad(), 4 * rtol_for(dt))) << "d_weight";
       }
       if (c.bias) {
-        EXPECT_TRUE(matches(b.cuda.grad(), b.cpu.grad(), 4 * rtol_for(dt))) << "d_bias";
+        EXPECT_TRUE(cuda_matches_cpu(b.cuda.grad(), b.cpu.grad(), 4 * rtol_for(dt))) << "d_bias";
       }
     }
 }
 
 TEST(LayerNormCuda, WeightAndBiasGradientsAreDeterministic) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor x = test::random_tensor({4099, 300}, DType::float32, 7).to(Device::cuda());
   Tensor g = test::random_tensor({4099, 300}, DType::float32, 8).to(Device::cuda());
   std::vector<std::vector<float>> runs;
@@ -250,7 +194,7 @@ struct CeCase {
 };
 
 TEST(CrossEntropyCuda, LossAndGradientMatchCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   const CeCase cases[] = {
       {{1, 1}},
       {{7, 7}, 3},
@@ -273,23 +217,23 @@ TEST(CrossEntropyCuda, LossAndGradientMatchCpu) {
       Shape tshape;
       for (size_t d = 0; d < c.logits.size(); ++d)
         if (d != (c.logits.size() == 1 ? 0 : 1)) tshape.push_back(c.logits[d]);
-      Leaf x = leaf(c.logits, dt, ++seed, 2.0);
+      LeafPair x = random_leaf_pair(c.logits, dt, ++seed, 2.0);
       Tensor t = targets(tshape, classes, c.ignore_every, -100, c.target_dtype);
       Tensor wt = c.weight ? (test::random_tensor({classes}, dt, ++seed).abs() + 0.5) : Tensor();
       CrossEntropyOptions cpu_opts{.label_smoothing = c.smoothing, .reduction = c.reduction, .weight = wt};
       CrossEntropyOptions cuda_opts = cpu_opts;
       if (c.weight) cuda_opts.weight = wt.to(Device::cuda());
       Tensor want = cross_entropy(x.cpu, t, cpu_opts);
-      poison_like(want);
+      poison_cuda_like(want);
       Tensor got = cross_entropy(x.cuda, t.to(Device::cuda()), cuda_opts);
-      EXPECT_TRUE(matches(got, want, 2 * rtol_for(dt)));
-      backward_both(want, got, ++seed);
-      EXPECT_TRUE(matches(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "d_logits";
+      EXPECT_TRUE(cuda_matches_cpu(got, want, 2 * rtol_for(dt)));
+      backward_both_weighted(want, got, ++seed);
+      EXPECT_TRUE(cuda_matches_cpu(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "d_logits";
     }
 }
 
 TEST(CrossEntropyCuda, BadTargetIsAClearError) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   Tensor logits = zeros({4, 5}, {.device = Device::cuda()});
   Tensor bad = tensor(std::vector<int64_t>{0, 4, 5, -100}, {4}).to(Device::cuda());
   test::expect_throws_with([&] { cross_entropy(logits, bad); },
@@ -300,20 +244,20 @@ TEST(CrossEntropyCuda, BadTargetIsAClearError) {
 }
 
 TEST(NllLossCuda, MatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 900;
   for (DType dt : kFloating)
     for (Reduction reduction : {Reduction::mean, Reduction::sum, Reduction::none}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " reduction " + std::to_string(static_cast<int>(reduction)));
-      Leaf x = leaf({40, 9}, dt, ++seed);
+      LeafPair x = random_leaf_pair({40, 9}, dt, ++seed);
       Tensor t = targets({40}, 9, 4, -100, DType::int64);
       Tensor wt = test::random_tensor({9}, dt, ++seed).abs() + 0.5;
       Tensor want = nll_loss(log_softmax(x.cpu, 1), t, {.reduction = reduction, .weight = wt});
       Tensor got = nll_loss(log_softmax(x.cuda, 1), t.to(Device::cuda()),
                             {.reduction = reduction, .weight = wt.to(Device::cuda())});
-      EXPECT_TRUE(matches(got, want, 2 * rtol_for(dt)));
-      backward_both(want, got, ++seed);
-      EXPECT_TRUE(matches(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "gradient";
+      EXPECT_TRUE(cuda_matches_cpu(got, want, 2 * rtol_for(dt)));
+      backward_both_weighted(want, got, ++seed);
+      EXPECT_TRUE(cuda_matches_cpu(x.cuda.grad(), x.cpu.grad(), 4 * rtol_for(dt))) << "gradient";
     }
 }
 

@@ -1,15 +1,4 @@
-// CUDA_CHECK: turns a failed CUDA runtime call into a zae::Error naming the call.
+// CUDA_CHECK for engine code: the macro itself lives with the kernels (kernels/cuda/cuda_check.h).
 #pragma once
 
-#include <cuda_runtime.h>
-
-#include "engine/error.h"
-
-#define CUDA_CHECK(call)                                                                            \
-  do {                                                                                              \
-    cudaError_t zae_err_ = (call);                                                                  \
-    if (zae_err_ != cudaSuccess) [[unlikely]]                                                       \
-      ::zae::detail::throw_error(::zae::detail::concat("CUDA error ", cudaGetErrorName(zae_err_), \
-                                                       ": ", cudaGetErrorString(zae_err_)),        \
-                                 #call, __FILE__, __LINE__);                                        \
-  } while (0)
+#include "kernels/cuda/cuda_check.h"

@@ -7,7 +7,7 @@
 #include <climits>
 #include <type_traits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "engine/cuda/cudnn.h"
 #include "engine/cuda/stream.h"
 #include "kernels/cuda/dnn_common.cuh"

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/reduce_block.cuh"
 
 namespace zae::kernels::cuda {

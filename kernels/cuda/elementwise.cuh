@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/simt/elementwise_body.h"
 #include "kernels/simt/launch_plan.h"
 #include "kernels/strided.h"

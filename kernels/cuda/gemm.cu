@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "engine/cuda/cublas.h"
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_epilogue.cuh"
 
 namespace zae::kernels::cuda {

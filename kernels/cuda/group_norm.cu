@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dnn_common.cuh"
 
 namespace zae::kernels::cuda {

@@ -6,7 +6,7 @@
 
 #include <climits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "engine/error.h"
 #include "kernels/cuda/index_common.cuh"
 

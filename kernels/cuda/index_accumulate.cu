@@ -10,7 +10,7 @@
 // the run's source rows column by column, in index order.
 #include <type_traits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/index.h"
 #include "kernels/cuda/index_common.cuh"
 #include "kernels/cuda/index_sort.cuh"

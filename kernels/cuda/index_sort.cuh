@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 
 namespace zae::kernels::cuda::index_detail {
 

@@ -8,7 +8,7 @@
 
 #include <cmath>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/optim_apply.cuh"
 
 namespace zae::kernels::cuda {

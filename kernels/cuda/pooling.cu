@@ -9,7 +9,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "engine/cuda/cudnn.h"
 #include "kernels/cuda/dnn_common.cuh"
 

@@ -20,7 +20,7 @@
 #include <climits>
 #include <cmath>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/reduce_block.cuh"
 
 namespace zae::kernels::cuda {

@@ -25,7 +25,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "engine/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/numeric.h"
 
 namespace zae::kernels::cuda::detail {
