@@ -10,6 +10,8 @@ bool elementwise_cuda_compiled() {
 #endif
 }
 
+bool has_kernels_for(const Device& device) { return device.is_cpu() || (device.is_cuda() && elementwise_cuda_compiled()); }
+
 Backend elementwise_backend(const char* op_name, Device device, DType dtype) {
   if (device.is_cpu()) return Backend::cpu;
   ZAE_CHECK(device.is_cuda() && elementwise_cuda_compiled(), op_name, ": not implemented for device ", device,

@@ -12,6 +12,7 @@
 // device. Running statistics that are dense, 16-byte aligned and of the stats dtype are
 // updated by cuDNN itself (same momentum / unbiased-variance convention); others get the
 // CPU's update, from the batch mean and unbiased variance cuDNN writes to scratch.
+#include "engine/ops/backend.h"
 #include "engine/ops/batch_norm.h"
 
 #include <cstdint>
@@ -30,17 +31,6 @@
 namespace zae {
 
 namespace {
-
-DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
-
-// Whether this build has batch_norm for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
 
 void check_channel_tensor(const char* what, const Tensor& p, const Tensor& x, bool same_dtype) {
   if (!p.defined()) return;
@@ -105,7 +95,7 @@ std::vector<Tensor> batch_norm_backward_cuda(const Tensor& g_in, const Tensor& x
   if (ctx.needs(0) || batch_stats) grads[0] = Tensor::empty(x.shape(), opts);
   if (ctx.needs(1) && weight.defined()) grads[1] = Tensor::empty({C}, opts);
   if (ctx.needs(2) && has_bias) grads[2] = Tensor::empty({C}, opts);
-  const TensorOptions popts{.dtype = stats_dtype(x.dtype()), .device = x.device()};
+  const TensorOptions popts{.dtype = accumulate_dtype(x.dtype()), .device = x.device()};
   dispatch_floating(x.dtype(), "batch_norm backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using P = acc_t<T>;
@@ -138,7 +128,7 @@ Tensor batch_norm_cuda(const Tensor& x_in, const Tensor& running_mean, const Ten
   cudaStream_t stream = cuda::current_stream(dev);
 
   Tensor x = dense_aligned(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
-  const DType stats = stats_dtype(x.dtype());
+  const DType stats = accumulate_dtype(x.dtype());
   const TensorOptions popts{.dtype = stats, .device = x.device()};
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   Tensor mean = Tensor::empty({C}, popts), rstd = Tensor::empty({C}, popts);    // (C)
@@ -220,7 +210,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   const int64_t S = N > 0 ? M / N : 0;
   ZAE_CHECK(!training || M != 1, "batch_norm: Expected more than 1 value per channel when training, got input size ",
             shape_str(x_in.shape()));
-  ZAE_CHECK(supported_device(x_in.device()), "batch_norm: not implemented for device ", x_in.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(x_in.device()), "batch_norm: not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");
 #ifdef ZAE_WITH_CUDA
   if (x_in.device().is_cuda())
@@ -228,7 +218,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
 #endif
 
   Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
-  const TensorOptions stats_opts{.dtype = stats_dtype(x.dtype()), .device = x.device()};
+  const TensorOptions stats_opts{.dtype = accumulate_dtype(x.dtype()), .device = x.device()};
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   Tensor mean = Tensor::empty({C}, stats_opts), var = Tensor::empty({C}, stats_opts);  // (C)
   Tensor rstd = Tensor::empty({C}, stats_opts);                                        // (C)

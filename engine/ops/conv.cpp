@@ -12,6 +12,7 @@
 //   TF32 only with zae::cuda::allow_tf32(), deterministic algorithms with
 //   zae::deterministic() (both read when the forward or backward starts).
 // - The node saves x only when weight needs a gradient and weight only when x does.
+#include "engine/ops/backend.h"
 #include "engine/ops/conv.h"
 
 #include <array>
@@ -74,15 +75,6 @@ Tensor dense_as(const Tensor& t, DType dt) {
 
 DType compute_dtype(DType t) { return (t == DType::float16 || t == DType::bfloat16) ? DType::float32 : t; }
 
-// Whether this build has conv2d for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
-
 // Checks everything about a call; x and weight have the user's shapes.
 void validate(const ConvCall& c, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const char* op = c.op;
@@ -105,7 +97,7 @@ void validate(const ConvCall& c, const Tensor& x, const Tensor& weight, const Te
     ZAE_CHECK(bias.dtype() == x.dtype(), op, ": bias has dtype ", bias.dtype(), " but input has dtype ", x.dtype());
     ZAE_CHECK(bias.device() == x.device(), op, ": bias is on ", bias.device(), " but input is on ", x.device());
   }
-  ZAE_CHECK(supported_device(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
+  ZAE_CHECK(has_kernels_for(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
             ") in this build");
 
   ZAE_CHECK(c.groups >= 1, op, ": groups must be positive, got ", c.groups);

@@ -12,6 +12,7 @@
 
 #include <cmath>
 
+#include "engine/ops/backend.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/factory.h"
 #include "engine/ops/nn.h"
@@ -36,15 +37,6 @@ Tensor logits_rows(const Tensor& logits, int64_t rows, int64_t classes) {
     base = base.permute(perm);
   }
   return base.contiguous().reshape({rows, classes});
-}
-
-// Whether this build has cross_entropy kernels for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
 }
 
 // Position of the first target (contiguous, `rows` values) outside [0, classes) that is
@@ -183,7 +175,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
               " but logits are on ", logits.device());
     weight = opts.weight.detach().to(logits.dtype()).contiguous();
   }
-  ZAE_CHECK(supported_device(logits.device()), "cross_entropy: not implemented for device ", logits.device(),
+  ZAE_CHECK(has_kernels_for(logits.device()), "cross_entropy: not implemented for device ", logits.device(),
             " (dtype ", logits.dtype(), ") in this build");
 
   const int64_t rows = shape_numel(expected);

@@ -6,6 +6,7 @@
 // acc_t (float32 for 16-bit x).
 // Devices: the CPU kernels and, in a CUDA build, their CUDA twins (kernels/cuda/
 // group_norm.h) on the current stream of x's device.
+#include "engine/ops/backend.h"
 #include "engine/ops/group_norm.h"
 
 #include "engine/autograd/node.h"
@@ -20,17 +21,6 @@
 namespace zae {
 
 namespace {
-
-DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
-
-// Whether this build has group_norm kernels for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x) {
   if (!p.defined()) return;
@@ -92,13 +82,13 @@ Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_i
   check_affine("weight", weight_in, x_in);
   check_affine("bias", bias_in, x_in);
   ZAE_CHECK(eps >= 0.0, "group_norm: eps must be non-negative, got ", eps);
-  ZAE_CHECK(supported_device(x_in.device()), "group_norm: not implemented for device ", x_in.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(x_in.device()), "group_norm: not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");
 
   const int64_t S = N > 0 && C > 0 ? x_in.numel() / (N * C) : 0;
   Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  const TensorOptions stats_opts{.dtype = stats_dtype(x.dtype()), .device = x.device()};
+  const TensorOptions stats_opts{.dtype = accumulate_dtype(x.dtype()), .device = x.device()};
   Tensor mean = Tensor::empty({N, num_groups}, stats_opts);  // (N, G)
   Tensor rstd = Tensor::empty({N, num_groups}, stats_opts);  // (N, G)
   dispatch_floating(x.dtype(), "group_norm", [&](auto tag) {

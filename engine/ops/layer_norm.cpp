@@ -5,6 +5,7 @@
 // x, weight and the per-row mean and rstd (M), stored in acc_t (float32 for 16-bit x).
 // Devices: CPU kernels (kernels/cpu/layer_norm.h), and in a CUDA build their CUDA twins
 // (kernels/cuda/layer_norm.h) on the thread's current stream of x's device.
+#include "engine/ops/backend.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/nn.h"
@@ -18,17 +19,6 @@
 namespace zae {
 
 namespace {
-
-DType stats_dtype(DType t) { return t == DType::float64 ? DType::float64 : DType::float32; }
-
-// Whether this build has layer_norm kernels for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
 
 void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
   if (!p.defined()) return;
@@ -46,7 +36,7 @@ std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x
   const int64_t N = shape_numel(normalized_shape);
   ZAE_CHECK(g_in.shape() == x.shape(), "layer_norm backward: gradient shape ", shape_str(g_in.shape()),
             " does not match the input shape ", shape_str(x.shape()));
-  ZAE_CHECK(supported_device(x.device()), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(x.device()), "layer_norm backward: not implemented for device ", x.device(), " (dtype ",
             x.dtype(), ") in this build");
   Tensor g = dense_data(g_in.dtype() == x.dtype() ? g_in : g_in.to(x.dtype()));
   std::vector<Tensor> grads(3);
@@ -93,15 +83,15 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
   check_affine("weight", weight_in, x_in, normalized_shape);
   check_affine("bias", bias_in, x_in, normalized_shape);
   ZAE_CHECK(eps >= 0.0, "layer_norm: eps must be non-negative, got ", eps);
-  ZAE_CHECK(supported_device(x_in.device()), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(x_in.device()), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");
 
   Shape stats_shape(x_in.shape().begin(), x_in.shape().end() - nd);  // (M) rows, shaped like x's leading dims
   const int64_t M = shape_numel(stats_shape), N = shape_numel(normalized_shape);
   Tensor x = dense_data(x_in), weight = dense_data(weight_in), bias = dense_data(bias_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  Tensor mean = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});
-  Tensor rstd = Tensor::empty(stats_shape, {.dtype = stats_dtype(x.dtype()), .device = x.device()});
+  Tensor mean = Tensor::empty(stats_shape, {.dtype = accumulate_dtype(x.dtype()), .device = x.device()});
+  Tensor rstd = Tensor::empty(stats_shape, {.dtype = accumulate_dtype(x.dtype()), .device = x.device()});
   dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = acc_t<T>;

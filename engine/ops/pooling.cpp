@@ -7,6 +7,7 @@
 // - max_pool2d's node saves only the indices; the average pools save nothing.
 // - Devices: the CPU kernels (kernels/cpu/pooling.h) and, in a CUDA build, their CUDA
 //   twins (kernels/cuda/pooling.h) on the current stream of x's device.
+#include "engine/ops/backend.h"
 #include "engine/ops/pooling.h"
 
 #include <string>
@@ -25,15 +26,6 @@ namespace zae {
 namespace {
 
 using kernels::cpu::PoolShape;
-
-// Whether this build has the pooling kernels for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
 
 // Runs cpu() for a CPU tensor, or gpu(stream) with `device`'s index current and its
 // current stream for a CUDA one (never called, so never instantiated, without CUDA).
@@ -71,7 +63,7 @@ void check_input(const char* op, const Tensor& x) {
   }
   ZAE_CHECK(is_floating(x.dtype()), op, ": dtype ", x.dtype(),
             " is not supported (expected a floating dtype: float32, float64, bfloat16, float16)");
-  ZAE_CHECK(supported_device(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
+  ZAE_CHECK(has_kernels_for(x.device()), op, ": not implemented for device ", x.device(), " (dtype ", x.dtype(),
             ") in this build");
 }
 

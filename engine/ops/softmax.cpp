@@ -4,6 +4,7 @@
 // g); a 0-dim input is one lane of size 1 (softmax 1, log_softmax 0).
 // Devices: CPU kernels (kernels/cpu/softmax.h), and in a CUDA build their CUDA twins
 // (kernels/cuda/softmax.h) on the thread's current stream of the tensor's device.
+#include "engine/ops/backend.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/nn.h"
@@ -36,15 +37,6 @@ Lanes lanes_of(const Shape& shape, int64_t d) {
   return l;
 }
 
-// Whether this build has softmax kernels for `d`.
-bool supported_device(const Device& d) {
-#ifdef ZAE_WITH_CUDA
-  return d.is_cpu() || d.is_cuda();
-#else
-  return d.is_cpu();
-#endif
-}
-
 // dx from g and the saved output y (no recording: runs inside a backward).
 Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y, int64_t d, bool log) {
   ZAE_CHECK(g_in.shape() == y.shape(), op, " backward: gradient shape ", shape_str(g_in.shape()),
@@ -52,7 +44,7 @@ Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y
   Tensor g = dense_data(g_in.dtype() == y.dtype() ? g_in : g_in.to(y.dtype()));
   Tensor dx = Tensor::empty(y.shape(), {.dtype = y.dtype(), .device = y.device()});
   Lanes l = lanes_of(y.shape(), d);
-  ZAE_CHECK(supported_device(y.device()), op, " backward: not implemented for device ", y.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(y.device()), op, " backward: not implemented for device ", y.device(), " (dtype ",
             y.dtype(), ") in this build");
   dispatch_floating(y.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -72,7 +64,7 @@ Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y
 Tensor softmax_op(const char* op, const char* node_name, const Tensor& x_in, int64_t dim, bool log) {
   ZAE_CHECK(x_in.defined(), op, ": undefined input tensor");
   const int64_t d = x_in.wrap_dim(dim, op);
-  ZAE_CHECK(supported_device(x_in.device()), op, ": not implemented for device ", x_in.device(), " (dtype ",
+  ZAE_CHECK(has_kernels_for(x_in.device()), op, ": not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");
   Tensor x = dense_data(x_in);
   Tensor y = Tensor::empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
