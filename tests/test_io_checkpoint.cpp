@@ -20,6 +20,7 @@
 #include "io/checkpoint.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_util.h"
 
 namespace zae {
@@ -125,24 +126,8 @@ io::Checkpoint sample_checkpoint(int64_t scale = 1) {
   return ck;
 }
 
-class CheckpointFormatTest : public ::testing::Test {
+class CheckpointFormatTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zae_ckpt_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  static std::string read(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
   // Unlinks first: ext4 flushes a file truncated and rewritten in place on close
   // (auto_da_alloc), which would make the exhaustive loops below wait on the disk.
   static void write(const std::string& p, const std::string& bytes) {
@@ -152,7 +137,6 @@ class CheckpointFormatTest : public ::testing::Test {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     ASSERT_TRUE(out.good()) << p;
   }
-  fs::path dir_;
 };
 
 // ---- round trips --------------------------------------------------------------------

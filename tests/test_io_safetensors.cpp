@@ -18,6 +18,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "nn/module.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_util.h"
 
 namespace zae {
@@ -27,26 +28,9 @@ namespace fs = std::filesystem;
 using io::SafetensorsData;
 using test::expect_throws_with;
 
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zae_st_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  static std::string read(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
   size_t files_in_dir() const { return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {})); }
-  fs::path dir_;
 };
 
 std::string bytes_of(const Tensor& t) {

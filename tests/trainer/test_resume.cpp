@@ -25,6 +25,7 @@
 #include "nn/linear.h"
 #include "nn/optim/adam.h"
 #include "nn/sched/cosine.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_util.h"
 #include "trainer/state_manager_addon.h"
 #include "trainer/trainer.h"
@@ -110,17 +111,9 @@ struct Job {
   void run(int64_t epochs) { trainer->run(epochs, *train, valid.get()); }
 };
 
-class ResumeTest : public ::testing::Test {
+class ResumeTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("zae_resume_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string dir(const std::string& name) const { return (root_ / name).string(); }
-
-  fs::path root_;
+  std::string dir(const std::string& name) const { return path(name); }
 };
 
 void expect_bit_identical(const Tensor& a, const Tensor& b, const std::string& what) {
@@ -278,8 +271,7 @@ TEST_F(ResumeTest, SafetensorsBestFilesHoldTheWeights) {
 }
 
 TEST_F(ResumeTest, ClearErrorsAtConstruction) {
-  fs::create_directories(root_);
-  const std::string file = dir("a_file");
+    const std::string file = dir("a_file");
   { std::FILE* f = std::fopen(file.c_str(), "w"); std::fclose(f); }
   expect_throws_with([&] { Job r(file + "/sub", "none", 1); }, {"cannot create save_path", "a_file"});
   expect_throws_with([&] { Job r(file, "none", 1); }, {"is not a directory"});
