@@ -23,6 +23,7 @@ inline constexpr int kMaxDims = 8;
 
 namespace autograd {
 class Node;
+struct LeafHooks;
 }
 
 class Tensor;
@@ -39,6 +40,7 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<autograd::Node> grad_fn;      // null for leaves
   std::weak_ptr<autograd::Node> grad_accumulator;  // leaves: the node that adds into grad
+  std::shared_ptr<autograd::LeafHooks> hooks;      // leaves: post-accumulate-grad hooks (engine/autograd/hooks.h)
   std::string name;                             // optional, shown in errors
 };
 

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/autograd/hooks.h"
 #include "engine/ops/binary.h"
 
 namespace zae::autograd {
@@ -57,6 +58,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   } else {
     Tensor(leaf_->grad).add_(g);
   }
+  run_post_accumulate_grad_hooks(leaf_);
   return {};
 }
 
