@@ -18,53 +18,12 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/error.h"
-#include "engine/generator.h"
 #include "io/pinned_memory.h"
-#include "kernels/philox.h"
+#include "io/sampler.h"
 
 namespace zae {
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// 64-bit words from a Generator's Philox stream, one counter block (two words) at a time.
-class WordStream {
- public:
-  explicit WordStream(Generator& gen) : gen_(gen) {}
-  uint64_t next() {
-    if (used_ == 2) {
-      Generator::Draw d = gen_.reserve(1);
-      words_ = philox::block(d.seed, d.offset);
-      used_ = 0;
-    }
-    const uint32_t* w = words_.v + 2 * used_++;
-    return (static_cast<uint64_t>(w[0]) << 32) | w[1];
-  }
-  /// Uniform in [0, range) without modulo bias (Lemire's multiply-and-reject).
-  uint64_t below(uint64_t range) {
-    unsigned __int128 m = static_cast<unsigned __int128>(next()) * range;
-    uint64_t low = static_cast<uint64_t>(m);
-    if (low < range) {
-      const uint64_t threshold = (0 - range) % range;
-      while (low < threshold) {
-        m = static_cast<unsigned __int128>(next()) * range;
-        low = static_cast<uint64_t>(m);
-      }
-    }
-    return static_cast<uint64_t>(m >> 64);
-  }
-
- private:
-  Generator& gen_;
-  philox::U32x4 words_{};
-  int used_ = 2;
-};
 
 std::string exception_text(std::exception_ptr e) {
   try {
@@ -279,6 +238,8 @@ DataLoader::DataLoader(std::shared_ptr<Dataset> dataset, DataLoaderOptions optio
   ZAE_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ", options_.num_workers);
   ZAE_CHECK(options_.prefetch_factor >= 1, "DataLoader: prefetch_factor must be >= 1, got ",
             options_.prefetch_factor);
+  ZAE_CHECK(!(options_.shuffle && options_.sampler), "DataLoader: options.shuffle must be false when a sampler is "
+            "given: shuffle is the sampler's job (e.g. DistributedSampler::Options::shuffle)");
   if (!options_.collate) options_.collate = default_collate;
 }
 
@@ -286,8 +247,17 @@ DataLoader::~DataLoader() {
   if (current_) current_->stop();
 }
 
-int64_t DataLoader::size() const {
+int64_t DataLoader::samples_per_epoch() const {
   const int64_t n = dataset_->size();
+  ZAE_CHECK(n >= 0, "DataLoader: the dataset reports a negative size ", n);
+  if (!options_.sampler) return n;
+  const int64_t m = options_.sampler->size(n);
+  ZAE_CHECK(m >= 0, "DataLoader: the sampler reports a negative size ", m, " for a dataset of ", n, " samples");
+  return m;
+}
+
+int64_t DataLoader::size() const {
+  const int64_t n = samples_per_epoch();
   const int64_t bs = options_.batch_size;
   return options_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
@@ -296,15 +266,19 @@ std::vector<int64_t> DataLoader::order_for_epoch(int64_t epoch) const {
   ZAE_CHECK(epoch >= 0, "DataLoader: epoch must be >= 0, got ", epoch);
   const int64_t n = dataset_->size();
   ZAE_CHECK(n >= 0, "DataLoader: the dataset reports a negative size ", n);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  if (!options_.shuffle || n < 2) return order;
-  Generator gen(options_.seed ^ splitmix64(static_cast<uint64_t>(epoch)));
-  WordStream words(gen);
-  for (int64_t i = n - 1; i > 0; --i) {
-    const auto j = static_cast<int64_t>(words.below(static_cast<uint64_t>(i) + 1));
-    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  if (!options_.sampler) {
+    if (options_.shuffle) return shuffled_order(n, options_.seed, epoch);
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), int64_t{0});
+    return order;
   }
+  std::vector<int64_t> order = options_.sampler->indices(epoch, n);
+  const int64_t expected = samples_per_epoch();
+  ZAE_CHECK(static_cast<int64_t>(order.size()) == expected, "DataLoader: the sampler returned ", order.size(),
+            " indices for epoch ", epoch, " but its size() is ", expected, " (dataset of ", n, " samples)");
+  for (size_t k = 0; k < order.size(); ++k)
+    ZAE_CHECK(order[k] >= 0 && order[k] < n, "DataLoader: the sampler returned index ", order[k], " (position ", k,
+              " of epoch ", epoch, ") for a dataset of ", n, " samples (expected 0 <= index < ", n, ")");
   return order;
 }
 
@@ -317,8 +291,9 @@ DataLoader::Iterator DataLoader::begin() {
   const int64_t first = next_start_;
   const int64_t batches = size();
   ZAE_CHECK(first <= batches, "DataLoader: cannot start epoch ", epoch, " at batch ", first, ": an epoch has only ",
-            batches, " batches (", dataset_->size(), " samples, batch_size ", options_.batch_size,
-            options_.drop_last ? ", drop_last" : "", "); did the dataset or batch size change since the state was saved?");
+            batches, " batches (", samples_per_epoch(), options_.sampler ? " sampled" : "", " samples, batch_size ",
+            options_.batch_size, options_.drop_last ? ", drop_last" : "",
+            "); did the dataset or batch size change since the state was saved?");
   next_epoch_ = epoch + 1;
   next_start_ = 0;
   explicit_next_ = false;

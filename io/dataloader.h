@@ -4,8 +4,12 @@
 //   for (const zae::Batch& batch : loader) { ... batch["image"] ... }
 //
 // Order. Epoch e visits the samples in order_for_epoch(e): 0..n-1 without shuffle,
-// else a Fisher-Yates permutation drawn from Philox keyed by (seed, e), the same on
-// every machine. Each new iteration (begin()) runs the epoch that set_epoch() named,
+// else shuffled_order(n, seed, e) (io/sampler.h), a Fisher-Yates permutation drawn from
+// Philox keyed by (seed, e), the same on every machine. With options.sampler the order
+// is sampler->indices(e, n) instead (e.g. one rank's shard: DistributedSampler), an
+// epoch has sampler->size(n) samples, options.shuffle must be false (shuffling is the
+// sampler's job) and every index must be < n (checked: a clear error otherwise).
+// Each new iteration (begin()) runs the epoch that set_epoch() named,
 // or, when set_epoch() was not called since the last iteration began, the epoch after
 // the last one (0 for the first): plain loops give epochs 0, 1, 2, ...
 // Batches. Batch b holds the samples at positions [b * batch_size, (b + 1) * batch_size)
@@ -21,6 +25,8 @@
 // records an autograd graph (workers and collate run under NoGradGuard).
 // Resume. state() = {seed, epoch, batches_consumed} names the next batch to deliver;
 // a loader given load_state(s) continues with exactly the batches that were left.
+// With a sampler, the order depends on the sampler, not on state().seed: resume with
+// an equal sampler (same seed, rank and world size).
 // Invariants: one thread drives a DataLoader (begin, ++, state, set_epoch); the
 // Dataset's get is called from worker threads and must be thread-safe.
 #pragma once
@@ -33,6 +39,7 @@
 
 #include "io/batch.h"
 #include "io/dataset.h"
+#include "io/sampler.h"
 
 namespace zae {
 
@@ -57,6 +64,9 @@ struct DataLoaderOptions {
   int prefetch_factor = 2;
   /// Empty: default_collate.
   CollateFn collate = nullptr;
+  /// When set, the samples of epoch e are sampler->indices(e, dataset size), in order
+  /// (shuffle must then be false). Null: all samples, shuffled when `shuffle`.
+  std::shared_ptr<const Sampler> sampler = nullptr;
 };
 
 /// Where a loader stands: the next batch delivered is batch `batches_consumed` of
@@ -113,6 +123,8 @@ class DataLoader {
   /// Batches per epoch.
   int64_t size() const;
   const Dataset& dataset() const { return *dataset_; }
+  /// The dataset, shared (e.g. to build a second loader over it with another sampler).
+  std::shared_ptr<Dataset> dataset_ptr() const { return dataset_; }
   const DataLoaderOptions& options() const { return options_; }
 
   /// The next iteration runs epoch `epoch` (>= 0) from its first batch.
@@ -129,10 +141,11 @@ class DataLoader {
   /// s.seed (the loader adopts it), giving exactly the batches the saved run had left.
   void load_state(const DataLoaderState& s);
 
-  /// The sample order of epoch `epoch` (all samples, before batching).
+  /// The sample order of epoch `epoch` (all samples, or the sampler's, before batching).
   std::vector<int64_t> order_for_epoch(int64_t epoch) const;
 
  private:
+  int64_t samples_per_epoch() const;  // the dataset's size, or the sampler's size for it
   std::shared_ptr<Dataset> dataset_;
   DataLoaderOptions options_;
   int64_t next_epoch_ = 0;
