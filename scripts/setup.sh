@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev libopenblas-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist
   clang libclang-rt-14-dev libomp-dev
+  libgloo-dev
 )
 
 missing=()
