@@ -51,6 +51,22 @@ Opt pick_options(const First& first, const Rest&... rest) {
     return pick_options<Opt>(rest...);
 }
 
+/// An add-on that must wrap all others declares `static constexpr bool must_be_outermost = true`
+/// (MultiGPUAddon: it has to see every other add-on's decisions, e.g. a signal-triggered
+/// stop, before the ranks agree on them).
+template <class A, class = void>
+struct IsOutermostAddOn : std::false_type {};
+template <class A>
+struct IsOutermostAddOn<A, std::void_t<decltype(A::must_be_outermost)>> : std::bool_constant<A::must_be_outermost> {};
+
+template <class... As>
+constexpr bool outermost_addons_are_last() {
+  constexpr bool flags[] = {false, IsOutermostAddOn<As>::value...};  // flags[i + 1]: add-on i
+  for (size_t i = 1; i < sizeof...(As); ++i)
+    if (flags[i]) return false;
+  return true;
+}
+
 template <class Core, class... AddOns>
 struct Chain {
   using type = Core;
@@ -69,6 +85,8 @@ class AddOnTrainer : public Chain<Core, AddOns...>::type {
                 "Trainer::add_on: every argument must be an add-on: a class derived from zae::AddOnBase "
                 "with a nested `struct Options` and a nested `template <class Base> class Mixin`");
   static_assert(AllDistinct<AddOns...>::value, "Trainer::add_on: the same add-on is listed twice");
+  static_assert(outermost_addons_are_last<AddOns...>(),
+                "Trainer::add_on: MultiGPUAddon (an add-on with must_be_outermost) must be listed last");
   using Base = typename Chain<Core, AddOns...>::type;
 
  public:

@@ -40,7 +40,8 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-ProgressDisplay::ProgressDisplay(bool enabled) : interactive_(enabled && isatty(fileno(stderr))) {}
+ProgressDisplay::ProgressDisplay(bool enabled, bool silent)
+    : interactive_(enabled && !silent && isatty(fileno(stderr))), silent_(silent) {}
 
 ProgressDisplay::~ProgressDisplay() { clear_bars(); }
 
@@ -103,6 +104,7 @@ void ProgressDisplay::clear_bars() {
 
 void ProgressDisplay::end_epoch(const std::string& summary) {
   clear_bars();
+  if (silent_) return;
   std::printf("%s\n", summary.c_str());
   std::fflush(stdout);
 }

@@ -15,7 +15,8 @@ namespace zae {
 class ProgressDisplay {
  public:
   /// `enabled`: the trainer's log_bar; bars are drawn only if stderr is also a terminal.
-  explicit ProgressDisplay(bool enabled);
+  /// `silent`: nothing at all is shown, summaries included (data parallel ranks other than 0).
+  explicit ProgressDisplay(bool enabled, bool silent = false);
   ~ProgressDisplay();
 
   bool interactive() const { return interactive_; }
@@ -33,6 +34,7 @@ class ProgressDisplay {
   void clear_bars();
 
   bool interactive_ = false;
+  bool silent_ = false;
   bool drawn_ = false;
   int64_t first_epoch_ = 1, last_epoch_ = 1, epoch_ = 1;
   std::string phase_;

@@ -49,6 +49,10 @@ SignalScope::~SignalScope() {
 
 int SignalScope::received() { return g_received; }
 void SignalScope::clear() { g_received = 0; }
+bool SignalScope::active() { return g_installed; }
+void SignalScope::note(int signo) {
+  if (g_installed && g_received == 0) g_received = signo;
+}
 
 std::string signal_name(int signo) {
   switch (signo) {

@@ -42,6 +42,11 @@ class SignalScope {
   static int received();
   /// Forgets a received signal.
   static void clear();
+  /// Whether a SignalHandlerAddon's handlers are installed now (inside its run()).
+  static bool active();
+  /// Records `signo` as received when the handlers are active and none was yet: data
+  /// parallel training uses it so that a signal one rank got stops and saves every rank.
+  static void note(int signo);
 
  private:
   std::vector<std::pair<int, struct sigaction>> previous_;

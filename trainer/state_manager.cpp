@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "dist/dist.h"
 #include "engine/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -133,6 +134,8 @@ void StateManager::after_run(const Trainer& trainer) {
 }
 
 std::string StateManager::save_last(const Trainer& trainer, const std::string& reason) {
+  // Data parallel: the replicas are identical, rank 0 writes for all.
+  if (!dist::is_main_process()) return last_path();
   std::optional<LoaderPosition> pos;
   if (loader_) pos = loader_position(*loader_);
   else if (trainer.in_train_epoch()) pos = open_epoch_;
@@ -178,6 +181,7 @@ void StateManager::save_best(const Trainer& trainer, int64_t epoch) {
     dropped.push_back(best_.back());
     best_.pop_back();
   }
+  if (!dist::is_main_process()) return;  // the records above stay the same on every rank
   if (options_.save_format == SaveFormat::ckpt) {
     io::Checkpoint ck = capture_training_state(trainer, std::nullopt, extras(), options_.metadata);
     ck.user_metadata.emplace("zae.saved_because", "best " + options_.monitor);

@@ -157,7 +157,7 @@ void Trainer::run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader)
   stop_reason_.clear();
   const int64_t first = progress_.get_epoch();
   const int64_t last = first + n_epoch - 1;
-  display_ = std::make_unique<ProgressDisplay>(options_.log_bar);
+  display_ = std::make_unique<ProgressDisplay>(options_.log_bar, !verbose_);
   display_->begin_run(first, last);
   for (int64_t epoch = first; epoch <= last && !stop_requested_; ++epoch) {
     // The shuffle order is a function of the epoch: every epoch differs, and a
@@ -206,14 +206,14 @@ void Trainer::run(int64_t n_epoch, DataLoader& loader, DataLoader* valid_loader)
     on_epoch_end(epoch);
   }
   display_->end_run();
-  if (stop_requested_ && !stop_reason_.empty()) std::printf("stopped: %s\n", stop_reason_.c_str());
+  if (verbose_ && stop_requested_ && !stop_reason_.empty()) std::printf("stopped: %s\n", stop_reason_.c_str());
 }
 
 void Trainer::run_epoch(DataLoader& loader) {
   const bool keep_log = mode_ == Mode::train && resume_epoch_log_pending_;
   resume_epoch_log_pending_ = false;
   if (!keep_log) (mode_ == Mode::train ? log_train_ : log_test_).clear();
-  if (!display_) display_ = std::make_unique<ProgressDisplay>(options_.log_bar);
+  if (!display_) display_ = std::make_unique<ProgressDisplay>(options_.log_bar, !verbose_);
   int64_t done = 0;
   epoch_finished_ = true;
   for (const Batch& batch : loader) {
@@ -257,13 +257,14 @@ void Trainer::run_batch(const Batch& batch_in) {
     ZAE_CHECK(loss.requires_grad(), "train_step: \"loss\" does not require grad (was it computed under NoGradGuard "
                                     "or from detached tensors?)");
     const double value = loss.item();
-    if (!std::isfinite(value)) {
-      ZAE_CHECK(options_.on_nonfinite_loss == NonFiniteLoss::skip, "non-finite loss ", value, " at epoch ",
-                progress_.get_epoch(), ", step ", progress_.get_step(),
-                " (set on_nonfinite_loss = NonFiniteLoss::skip to drop such batches)");
+    if (!loss_is_finite(value)) {
+      ZAE_CHECK(options_.on_nonfinite_loss == NonFiniteLoss::skip, "non-finite loss ", value,
+                std::isfinite(value) ? " here, but not on another rank," : "", " at epoch ", progress_.get_epoch(),
+                ", step ", progress_.get_step(), " (set on_nonfinite_loss = NonFiniteLoss::skip to drop such batches)");
       ++skipped_batches_;
-      std::fprintf(stderr, "warning: skipped batch at epoch %lld, step %lld: non-finite loss %g (%lld skipped)\n",
+      std::fprintf(stderr, "warning: skipped batch at epoch %lld, step %lld: non-finite loss %g%s (%lld skipped)\n",
                    static_cast<long long>(progress_.get_epoch()), static_cast<long long>(progress_.get_step()), value,
+                   std::isfinite(value) ? " here, but not on another rank" : "",
                    static_cast<long long>(skipped_batches_));
       return;
     }
@@ -281,6 +282,8 @@ void Trainer::run_batch(const Batch& batch_in) {
 }
 
 void Trainer::backward(const Tensor& loss) { loss.backward(); }
+
+bool Trainer::loss_is_finite(double value) { return std::isfinite(value); }
 
 void Trainer::optimizer_step() {
   if (options_.gradient_clip > 0) nn::clip_grad_norm_(model().parameters(), options_.gradient_clip);

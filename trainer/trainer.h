@@ -194,6 +194,11 @@ class Trainer {
   const std::string& stop_reason() const { return stop_reason_; }
   int64_t skipped_batches() const { return skipped_batches_; }
   int64_t optimizer_steps() const { return optimizer_steps_; }
+  /// Batches whose gradients wait for the next optimizer step (gradient accumulation).
+  int64_t accumulated_batches() const { return accumulated_; }
+  /// Whether this trainer prints (progress, epoch summaries, stop messages); data
+  /// parallel ranks other than 0 do not.
+  bool verbose() const { return verbose_; }
 
  protected:
   /// Used by add-on mixins: ignores the add-ons' options (each mixin picks its own).
@@ -202,6 +207,11 @@ class Trainer {
 
   /// Records a step's values into the current mode's log.
   virtual void log_step(const StepOutput& out);
+  /// Whether a train step's loss value counts as finite (on_nonfinite_loss); data
+  /// parallel overrides it so that all ranks agree before any of them runs backward.
+  virtual bool loss_is_finite(double value);
+  /// Turns printing on or off (see verbose()).
+  void set_verbose(bool verbose) { verbose_ = verbose; }
   /// The per-epoch summary line "Epoch e/E | train_loss: ... | test_loss: ...".
   std::string epoch_summary(int64_t epoch, int64_t total) const;
   /// The epoch loss that check_better compares (validation loss when validating).
@@ -230,6 +240,7 @@ class Trainer {
   bool interrupted_ = false;
   bool in_train_epoch_ = false;
   bool epoch_finished_ = true;  // the last run_epoch delivered every batch of its loader
+  bool verbose_ = true;
   double early_best_ = 0;
   int64_t early_bad_epochs_ = 0;
   std::unique_ptr<ProgressDisplay> display_;
