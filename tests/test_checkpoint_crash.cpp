@@ -103,8 +103,11 @@ TEST(CheckpointCrash, KillNineDuringSavesNeverLeavesATornFile) {
   int killed_mid_write = 0;  // kills that left a temporary file behind
   std::set<std::string> temps_seen;
   for (int it = 0; it < kIterations; ++it) {
-    test::ChildProcess child({ZAE_CKPT_WRITER_CHILD, path, std::to_string(kMegabytes)}, false, err_path);
+    test::ChildProcess child({ZAE_CKPT_WRITER_CHILD, path, std::to_string(kMegabytes)}, true, err_path);
     ASSERT_EQ(child.error(), "");
+    std::string ready;
+    ASSERT_TRUE(child.read_line(ready, 60000) && ready == "ready")
+        << "iteration " << it << ": the writer did not start (see " << err_path << ")";
     std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(rng)));
     ASSERT_TRUE(child.signal(SIGKILL)) << "the writer ended on its own (see " << err_path << ")";
     const int status = child.wait();

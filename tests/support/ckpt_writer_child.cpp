@@ -8,7 +8,9 @@
 // a checkpoint whose every part carries it: state {"counter", "pid"}, user metadata
 // "counter", a float64 scalar "counter" and an int32 tensor "payload" of about
 // <megabytes> MiB with payload[i] = int32(uint32(counter * 1000003 + i)), so a reader
-// can tell a torn or mixed file from a complete one.
+// can tell a torn or mixed file from a complete one. Prints "ready" on stdout (flushed)
+// once it has started, right before the loop: the test's kill delays count from there, so
+// a slow start (a loaded machine, a CUDA build loading its libraries) cannot eat them.
 #include <unistd.h>
 
 #include <cstdint>
@@ -35,6 +37,8 @@ int run(const std::string& path, int64_t megabytes) {
   zae::Tensor payload = zae::Tensor::empty({n}, {.dtype = zae::DType::int32});
   zae::Tensor scalar = zae::Tensor::empty({}, {.dtype = zae::DType::float64});
   int32_t* p = payload.data<int32_t>();
+  std::printf("ready\n");
+  std::fflush(stdout);
   for (;;) {
     ++counter;
     const uint32_t base = static_cast<uint32_t>(counter) * 1000003u;
