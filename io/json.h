@@ -117,5 +117,7 @@ struct Value {
 Value parse(std::string_view text, const std::string& context, int max_depth = 64);
 /// Compact serialization (no spaces), members in stored order.
 std::string dump(const Value& v);
+/// Indented serialization for people: two spaces per level, one member or element per line.
+std::string dump_pretty(const Value& v);
 
 }  // namespace zae::io::json

@@ -119,6 +119,41 @@ Value parse(std::string_view text, const std::string& context, int max_depth) {
   return v;
 }
 
+namespace {
+
+void pretty_into(std::string& out, const Value& v, int indent) {
+  const std::string pad(static_cast<size_t>(indent + 2), ' ');
+  const bool object = v.kind == Kind::object;
+  if (!object && v.kind != Kind::array) {
+    dump_into(out, v);
+    return;
+  }
+  const size_t n = object ? v.members.size() : v.items.size();
+  if (n == 0) {
+    out += object ? "{}" : "[]";
+    return;
+  }
+  out += object ? "{\n" : "[\n";
+  for (size_t i = 0; i < n; ++i) {
+    out += pad;
+    if (object) {
+      append_quoted(out, v.members[i].first);
+      out += ": ";
+    }
+    pretty_into(out, object ? v.members[i].second : v.items[i], indent + 2);
+    out += i + 1 < n ? ",\n" : "\n";
+  }
+  out += std::string(static_cast<size_t>(indent), ' ') + (object ? "}" : "]");
+}
+
+}  // namespace
+
+std::string dump_pretty(const Value& v) {
+  std::string out;
+  pretty_into(out, v, 0);
+  return out;
+}
+
 std::string dump(const Value& v) {
   std::string out;
   dump_into(out, v);

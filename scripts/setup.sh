@@ -9,7 +9,7 @@ packages=(
   libeigen3-dev libopenblas-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist
   clang libclang-rt-14-dev libomp-dev
-  libgloo-dev
+  libgloo-dev libcurl4-openssl-dev
 )
 
 missing=()
@@ -27,18 +27,23 @@ else
   echo "setup: all packages present"
 fi
 
-# Hugging Face's reference safetensors (+ numpy) for tests/interop; the test skips,
-# loudly, where it cannot be imported.
+# Python reference packages for the interop tests (pip, for the python3 on PATH):
+# Hugging Face's safetensors (+ numpy), TensorBoard's event reader, and MLflow's tracking
+# server. Each test skips, loudly, where its package cannot be imported.
 if command -v python3 > /dev/null; then
-  if python3 -c 'import safetensors, numpy' 2> /dev/null; then
-    echo "setup: python3 has safetensors and numpy"
+  missing_py=()
+  for pair in safetensors:safetensors numpy:numpy tensorboard:tensorboard mlflow:mlflow; do
+    python3 -c "import ${pair%%:*}" 2> /dev/null || missing_py+=("${pair##*:}")
+  done
+  if [ ${#missing_py[@]} -eq 0 ]; then
+    echo "setup: python3 has safetensors, numpy, tensorboard and mlflow"
   else
-    echo "setup: pip installing safetensors numpy for $(command -v python3)"
-    # Debian's own python3 refuses pip (PEP 668) unless told: a test-only package is fine there.
-    python3 -m pip install --quiet safetensors numpy 2> /dev/null ||
-      python3 -m pip install --quiet --break-system-packages safetensors numpy ||
-      echo "setup: WARNING: pip install safetensors numpy failed; the safetensors interop test will skip"
+    echo "setup: pip installing ${missing_py[*]} for $(command -v python3)"
+    # Debian's own python3 refuses pip (PEP 668) unless told: test-only packages are fine there.
+    python3 -m pip install --quiet "${missing_py[@]}" 2> /dev/null ||
+      python3 -m pip install --quiet --break-system-packages "${missing_py[@]}" ||
+      echo "setup: WARNING: pip install ${missing_py[*]} failed; the interop tests that need them will skip"
   fi
 else
-  echo "setup: WARNING: no python3 on PATH; the safetensors interop test will skip"
+  echo "setup: WARNING: no python3 on PATH; the Python interop tests will skip"
 fi

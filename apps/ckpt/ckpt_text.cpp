@@ -8,48 +8,6 @@ namespace zae::apps::ckpt {
 
 namespace json = io::json;
 
-namespace {
-
-void pretty(const json::Value& v, int indent, std::string& out) {
-  const std::string pad(static_cast<size_t>(indent + 2), ' ');
-  switch (v.kind) {
-    case json::Kind::object:
-      if (v.members.empty()) {
-        out += "{}";
-        return;
-      }
-      out += "{\n";
-      for (size_t i = 0; i < v.members.size(); ++i) {
-        out += pad;
-        json::append_quoted(out, v.members[i].first);
-        out += ": ";
-        pretty(v.members[i].second, indent + 2, out);
-        out += i + 1 < v.members.size() ? ",\n" : "\n";
-      }
-      out += std::string(static_cast<size_t>(indent), ' ') + "}";
-      return;
-    case json::Kind::array:
-      if (v.items.empty()) {
-        out += "[]";
-        return;
-      }
-      out += "[\n";
-      for (size_t i = 0; i < v.items.size(); ++i) {
-        out += pad;
-        pretty(v.items[i], indent + 2, out);
-        out += i + 1 < v.items.size() ? ",\n" : "\n";
-      }
-      out += std::string(static_cast<size_t>(indent), ' ') + "]";
-      return;
-    case json::Kind::string: json::append_quoted(out, v.text); return;
-    case json::Kind::number: out += v.text; return;
-    case json::Kind::boolean: out += v.boolean ? "true" : "false"; return;
-    case json::Kind::null: out += "null"; return;
-  }
-}
-
-}  // namespace
-
 // Text from a file, safe for a terminal: quoted and escaped if it holds control bytes.
 std::string printable(const std::string& s) {
   for (unsigned char c : s)
@@ -97,11 +55,7 @@ std::string num(double v) {
   return buf;
 }
 
-std::string pretty_json(const json::Value& v) {
-  std::string out;
-  pretty(v, 0, out);
-  return out;
-}
+std::string pretty_json(const json::Value& v) { return json::dump_pretty(v); }
 
 std::string human_bytes(uint64_t n) {
   if (n < 1024) return std::to_string(n) + " B";
