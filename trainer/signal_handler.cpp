@@ -73,7 +73,10 @@ void finish_after_signal(Trainer& trainer, int signo, bool exit_process) {
     saved = trainer.save_checkpoint("received " + name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: saving the checkpoint failed: %s\n", name.c_str(), e.what());
-    if (exit_process) std::exit(128 + signo);
+    if (exit_process) {
+      trainer.on_process_exit(128 + signo);
+      std::exit(128 + signo);
+    }
     throw;
   }
   if (saved)
@@ -85,7 +88,10 @@ void finish_after_signal(Trainer& trainer, int signo, bool exit_process) {
                  name.c_str(), static_cast<long long>(trainer.progress().get_epoch()),
                  static_cast<long long>(trainer.progress().get_step()));
   std::fflush(stderr);
-  if (exit_process) std::exit(128 + signo);
+  if (exit_process) {
+    trainer.on_process_exit(128 + signo);  // loggers flush and close their runs
+    std::exit(128 + signo);
+  }
 }
 
 }  // namespace zae::detail

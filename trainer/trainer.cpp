@@ -317,6 +317,7 @@ Batch Trainer::to_device(const Batch& batch) {
 
 void Trainer::on_epoch_end(int64_t) {}
 void Trainer::on_step_end() {}
+void Trainer::on_process_exit(int) {}
 
 double Trainer::epoch_loss(bool validated) const {
   const StepLog& log = validated ? log_test_ : log_train_;

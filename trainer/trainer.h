@@ -122,6 +122,9 @@ class Trainer {
   virtual void on_epoch_end(int64_t epoch);
   /// Called after each batch has been logged and the step counter advanced.
   virtual void on_step_end();
+  /// Called when the trainer ends the process itself (SignalHandlerAddon exits with
+  /// 128 + signal): the last chance to flush and close loggers. `status` is the exit status.
+  virtual void on_process_exit(int status);
   /// Backward of the (already scaled) loss; mixed precision overrides it.
   virtual void backward(const Tensor& loss);
   /// Clipping + optimizer step; multi-GPU and mixed precision override it.
