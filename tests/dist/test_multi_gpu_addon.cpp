@@ -140,6 +140,16 @@ TEST_F(MultiGpuAddonTest, SpawnedWorkersTrainLikeOneProcessOnTheConcatenatedBatc
     all.insert(f.samples.begin(), f.samples.end());
   }
   for (long long i = 0; i < 48; ++i) EXPECT_EQ(all.count(i), 2u) << "row " << i;
+
+  // Only rank 0 logs: one row per step (4 steps x 2 epochs), the rank-averaged losses.
+  std::vector<double> logged;
+  std::stringstream jsonl(read(three + "/log.jsonl"));
+  for (std::string line; std::getline(jsonl, line);) {
+    const size_t at = line.find("\"train/loss\":");
+    if (line.rfind("{\"step\"", 0) == 0 && at != std::string::npos)
+      logged.push_back(std::strtod(line.c_str() + at + 13, nullptr));
+  }
+  EXPECT_EQ(logged, r[0].losses) << "rows logged by more than one rank, or not the averaged losses";
 }
 
 TEST_F(MultiGpuAddonTest, ShuffledShardsCoverEveryRowAndChangeEveryEpoch) {

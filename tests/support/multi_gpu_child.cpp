@@ -6,6 +6,7 @@
 //                   [die_rank=-1 die_step=0] [nan_rank=-1 nan_step=0] [timeout_ms=20000]
 //                   [init=<init_method>] [save=0] [shuffle=0] [resume=none|last] [sleep_ms=0]
 //
+// A JsonlLoggerAddon logs to <out>/log.jsonl (rank 0 only).
 // Model: 3-5-2 tanh MLP regressing fixed targets with a mean squared error, SGD (lr 0.1),
 // no shuffle unless shuffle=1, every number from fixed seeds. devices=N lists N CPU
 // devices: started alone the program spawns N-1 workers; under zae-launch it joins.
@@ -39,6 +40,7 @@
 #include "nn/container.h"
 #include "nn/linear.h"
 #include "nn/optim/sgd.h"
+#include "trainer/logger_addons.h"
 #include "trainer/multi_gpu_addon.h"
 #include "trainer/signal_handler_addon.h"
 #include "trainer/state_manager_addon.h"
@@ -83,13 +85,13 @@ void write_list(FILE* f, const char* key, const std::vector<double>& values, con
   }
 }
 
-using ChildBase = Trainer::add_on<StateManagerAddon, SignalHandlerAddon, MultiGPUAddon>;
+using ChildBase = Trainer::add_on<JsonlLoggerAddon, StateManagerAddon, SignalHandlerAddon, MultiGPUAddon>;
 
 class ChildTrainer : public ChildBase {
  public:
-  ChildTrainer(const TrainerOptions& t, const StateManagerOptions& s, const MultiGPUOptions& m,
-               std::map<std::string, std::string> kv)
-      : ChildBase(t, s, m), kv_(std::move(kv)) {}
+  ChildTrainer(const TrainerOptions& t, const io::JsonlLoggerOptions& j, const StateManagerOptions& s,
+               const MultiGPUOptions& m, std::map<std::string, std::string> kv)
+      : ChildBase(t, j, s, m), kv_(std::move(kv)) {}
 
   StepOutput train_step(const Batch& batch) override {
     ++train_steps_;
@@ -172,7 +174,10 @@ int main(int argc, char** argv) {
     options.log_bar = false;
     options.accumulate_grad_batches = get(kv, "accumulate", 1);
     options.on_nonfinite_loss = NonFiniteLoss::skip;
-    ChildTrainer trainer(options, sm, mg, kv);
+    io::JsonlLoggerOptions jsonl;
+    jsonl.path = kv.at("out") + "/log.jsonl";  // written by rank 0 only
+    jsonl.append = kv.count("resume") > 0;
+    ChildTrainer trainer(options, jsonl, sm, mg, kv);
     // valid=1: validate every epoch on all rows (sharded like the train loader).
     DataLoader valid(std::make_shared<TensorDataset>(Batch({x, y, index})), {.batch_size = get(kv, "batch", 4)});
     trainer.run(get(kv, "epochs", 2), loader, get(kv, "valid", 0) ? &valid : nullptr);
