@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/autocast.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/binary.h"
@@ -45,6 +46,7 @@ void run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, Pas
   ZAE_CHECK(grads.empty() || grads.size() == roots.size(), "backward: got ", grads.size(), " gradients for ",
             roots.size(), " outputs");
   NoGradGuard no_grad;  // backward formulas do not record
+  autocast::Suspend no_autocast;  // and run in the dtypes their forward saved
 
   std::unordered_map<Node*, Tensor> buffer;  // summed incoming gradient per node
   std::vector<std::shared_ptr<Node>> root_nodes;

@@ -12,6 +12,7 @@
 //   TF32 only with zae::cuda::allow_tf32(), deterministic algorithms with
 //   zae::deterministic() (both read when the forward or backward starts).
 // - The node saves x only when weight needs a gradient and weight only when x does.
+#include "engine/autocast.h"
 #include "engine/ops/backend.h"
 #include "engine/ops/conv.h"
 
@@ -281,7 +282,8 @@ Tensor run(const ConvCall& c, const Tensor& x, const Tensor& weight, const Tenso
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+Tensor conv2d(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_arg, const Conv2dParams& p) {
+  const Tensor x = autocast::to_low(x_arg), weight = autocast::to_low(weight_arg), bias = autocast::to_low(bias_arg);
   const ConvCall c{"conv2d",
                    2,
                    {p.stride.h, p.stride.w},
@@ -292,7 +294,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return run(c, x, weight, bias);
 }
 
-Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv1dParams& p) {
+Tensor conv1d(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_arg, const Conv1dParams& p) {
+  const Tensor x = autocast::to_low(x_arg), weight = autocast::to_low(weight_arg), bias = autocast::to_low(bias_arg);
   const ConvCall c{"conv1d", 1, {1, p.stride}, {0, p.padding}, {1, p.dilation}, p.groups};
   validate(c, x, weight, bias);
   return run(c, x, weight, bias);

@@ -8,6 +8,7 @@
 // cross_entropy.h). On CUDA the sum / mean and the mean's gradient scale (1 / summed
 // weight) stay on the device (saved as a one-element tensor); the only host
 // synchronisation is the target validation, so that a bad target is a clear error.
+#include "engine/autocast.h"
 #include "kernels/cpu/cross_entropy.h"
 
 #include <cmath>
@@ -141,7 +142,8 @@ Tensor cross_entropy_cuda(const Tensor& logits, const Tensor& x, const Tensor& t
 
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts) {
+Tensor cross_entropy(const Tensor& logits_arg, const Tensor& target, const CrossEntropyOptions& opts) {
+  const Tensor logits = autocast::to_float(logits_arg);
   ZAE_CHECK(logits.defined() && target.defined(), "cross_entropy: undefined ", logits.defined() ? "target" : "logits",
             " tensor");
   ZAE_CHECK(is_floating(logits.dtype()), "cross_entropy: logits dtype ", logits.dtype(),

@@ -5,6 +5,7 @@
 // x, weight and the per-row mean and rstd (M), stored in acc_t (float32 for 16-bit x).
 // Devices: CPU kernels (kernels/cpu/layer_norm.h), and in a CUDA build their CUDA twins
 // (kernels/cuda/layer_norm.h) on the thread's current stream of x's device.
+#include "engine/autocast.h"
 #include "engine/ops/backend.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
@@ -71,8 +72,10 @@ std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in, const Tensor& bias_in,
+Tensor layer_norm(const Tensor& x_arg, const Shape& normalized_shape, const Tensor& weight_arg, const Tensor& bias_arg,
                   double eps) {
+  const Tensor x_in = autocast::to_float(x_arg), weight_in = autocast::to_float(weight_arg),
+               bias_in = autocast::to_float(bias_arg);
   ZAE_CHECK(x_in.defined(), "layer_norm: undefined input tensor");
   const int64_t nd = static_cast<int64_t>(normalized_shape.size());
   ZAE_CHECK(nd >= 1, "layer_norm: normalized_shape must have at least one dim, got ", shape_str(normalized_shape));

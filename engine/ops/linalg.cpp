@@ -21,6 +21,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/autocast.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/binary.h"
 #include "engine/ops/copy.h"
@@ -264,7 +265,8 @@ Tensor reduce_to(const Tensor& grad, const Shape& promoted, const Shape& origina
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_arg, const Tensor& b_arg) {
+  const Tensor a = autocast::to_low(a_arg), b = autocast::to_low(b_arg);
   check_pair("matmul", "first operand", a, "second operand", b);
   ZAE_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dimension, got shapes ",
             shape_str(a.shape()), " and ", shape_str(b.shape()));
@@ -307,7 +309,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_arg) {
+  const Tensor x = autocast::to_low(x_arg), weight = autocast::to_low(weight_arg), bias = autocast::to_low(bias_arg);
   check_pair("linear", "input", x, "weight", weight);
   ZAE_CHECK(x.dim() >= 1, "linear: input must have at least 1 dimension, got shape ", shape_str(x.shape()));
   ZAE_CHECK(weight.dim() == 2, "linear: weight must be 2-D (out_features, in_features), got shape ",

@@ -7,6 +7,7 @@
 // ignore_index. nll_loss is a composite: on CUDA its target validation runs the
 // kernel of kernels/cuda/cross_entropy.h (one host synchronisation, for the error) and
 // its arithmetic runs through the composite ops' own CUDA kernels.
+#include "engine/autocast.h"
 #include "engine/ops/loss.h"
 
 #include <cmath>
@@ -75,7 +76,8 @@ Tensor softplus_neg(const Tensor& x) { return log(exp(-abs(x)) + 1.0) + clamp(-x
 
 }  // namespace
 
-Tensor nll_loss(const Tensor& input, const Tensor& target, const NllLossOptions& opts) {
+Tensor nll_loss(const Tensor& input_arg, const Tensor& target, const NllLossOptions& opts) {
+  const Tensor input = autocast::to_float(input_arg);
   ZAE_CHECK(input.defined() && target.defined(), "nll_loss: undefined ", input.defined() ? "target" : "input",
             " tensor");
   ZAE_CHECK(is_floating(input.dtype()), "nll_loss: input dtype ", input.dtype(),
@@ -141,18 +143,21 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const NllLossOptions&
   return reduce(loss, opts.reduction);
 }
 
-Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor mse_loss(const Tensor& input_arg, const Tensor& target_arg, Reduction reduction) {
+  const Tensor input = autocast::to_float(input_arg), target = autocast::to_float(target_arg);
   check_pair("mse_loss", input, target);
   Tensor d = input - target;
   return reduce(d * d, reduction);
 }
 
-Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor l1_loss(const Tensor& input_arg, const Tensor& target_arg, Reduction reduction) {
+  const Tensor input = autocast::to_float(input_arg), target = autocast::to_float(target_arg);
   check_pair("l1_loss", input, target);
   return reduce(abs(input - target), reduction);
 }
 
-Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
+Tensor smooth_l1_loss(const Tensor& input_arg, const Tensor& target_arg, Reduction reduction, double beta) {
+  const Tensor input = autocast::to_float(input_arg), target = autocast::to_float(target_arg);
   check_pair("smooth_l1_loss", input, target);
   ZAE_CHECK(beta >= 0.0, "smooth_l1_loss: beta must be non-negative, got ", beta);
   if (beta == 0.0) return l1_loss(input, target, reduction);
@@ -161,7 +166,8 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduc
   return reduce(where(lt(ad, beta), d * d * (0.5 / beta), ad - 0.5 * beta), reduction);
 }
 
-Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const BceWithLogitsOptions& opts) {
+Tensor binary_cross_entropy_with_logits(const Tensor& input_arg, const Tensor& target_arg, const BceWithLogitsOptions& opts) {
+  const Tensor input = autocast::to_float(input_arg), target = autocast::to_float(target_arg);
   const char* op = "binary_cross_entropy_with_logits";
   check_pair(op, input, target);
   check_broadcast_weight(op, "weight", opts.weight, input);

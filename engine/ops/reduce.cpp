@@ -13,6 +13,7 @@
 // Devices: CPU tensors run kernels/cpu/reduce.h; in a CUDA build, CUDA tensors run the
 // twins in kernels/cuda/reduce.h on the same (outer, k, inner) plan, on the thread's
 // current stream, with scratch from the caching allocator (no host synchronisation).
+#include "engine/autocast.h"
 #include "engine/ops/reduce.h"
 
 #include <algorithm>
@@ -295,7 +296,8 @@ Tensor arg_extremum(const Tensor& x, std::optional<int64_t> dim, bool keepdim, c
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
+Tensor sum(const Tensor& x_arg, const Shape& dims, bool keepdim) {
+  const Tensor x = autocast::to_float(x_arg);
   check_input(x, "sum");
   ReducePlan p = plan_reduce(x, dims, keepdim, "sum");
   const bool floating = is_floating(x.dtype());
@@ -326,7 +328,8 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   return out;
 }
 
-Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
+Tensor mean(const Tensor& x_arg, const Shape& dims, bool keepdim) {
+  const Tensor x = autocast::to_float(x_arg);
   check_input(x, "mean");
   require_floating(x, "mean");
   ReducePlan p = plan_reduce(x, dims, keepdim, "mean");
@@ -354,7 +357,8 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
   return out;
 }
 
-Tensor var(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim) {
+Tensor var(const Tensor& x_arg, const Shape& dims, int64_t correction, bool keepdim) {
+  const Tensor x = autocast::to_float(x_arg);
   check_input(x, "var");
   require_floating(x, "var");
   ReducePlan p = plan_reduce(x, dims, keepdim, "var");
@@ -403,7 +407,8 @@ Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
   return arg_extremum<false>(x, dim, keepdim, "argmin");
 }
 
-Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
+Tensor logsumexp(const Tensor& x_arg, const Shape& dims, bool keepdim) {
+  const Tensor x = autocast::to_float(x_arg);
   check_input(x, "logsumexp");
   require_floating(x, "logsumexp");
   ReducePlan p = plan_reduce(x, dims, keepdim, "logsumexp");
@@ -431,7 +436,8 @@ Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   return out;
 }
 
-Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
+Tensor norm(const Tensor& x_arg, double p, const Shape& dims, bool keepdim) {
+  const Tensor x = autocast::to_float(x_arg);
   check_input(x, "norm");
   require_floating(x, "norm");
   ZAE_CHECK(p > 0.0, "norm: p must be > 0 or infinity, got ", p, " (input shape ", shape_str(x.shape()), ")");

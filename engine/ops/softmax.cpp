@@ -4,6 +4,7 @@
 // g); a 0-dim input is one lane of size 1 (softmax 1, log_softmax 0).
 // Devices: CPU kernels (kernels/cpu/softmax.h), and in a CUDA build their CUDA twins
 // (kernels/cuda/softmax.h) on the thread's current stream of the tensor's device.
+#include "engine/autocast.h"
 #include "engine/ops/backend.h"
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
@@ -61,7 +62,8 @@ Tensor softmax_backward_impl(const char* op, const Tensor& g_in, const Tensor& y
   return dx;
 }
 
-Tensor softmax_op(const char* op, const char* node_name, const Tensor& x_in, int64_t dim, bool log) {
+Tensor softmax_op(const char* op, const char* node_name, const Tensor& x_arg, int64_t dim, bool log) {
+  const Tensor x_in = autocast::to_float(x_arg);
   ZAE_CHECK(x_in.defined(), op, ": undefined input tensor");
   const int64_t d = x_in.wrap_dim(dim, op);
   ZAE_CHECK(has_kernels_for(x_in.device()), op, ": not implemented for device ", x_in.device(), " (dtype ",
