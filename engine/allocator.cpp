@@ -142,6 +142,7 @@ namespace cuda {
 bool compiled() { return false; }
 int device_count() { return 0; }
 bool is_available() { return false; }
+int compute_capability(int index) { ZAE_FAIL("cuda:", index, " requested, but this build of zae has no CUDA backend"); }
 void synchronize() {}
 }  // namespace cuda
 #else

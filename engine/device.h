@@ -34,6 +34,9 @@ bool compiled();
 int device_count();
 /// compiled() && device_count() > 0.
 bool is_available();
+/// Compute capability of CUDA device `index` as 10 * major + minor (90 for an H100/H200);
+/// a zae::Error when the device does not exist.
+int compute_capability(int index);
 /// Whether "auto" device choices may pick CUDA. Every op family has CUDA kernels in
 /// CUDA builds (Device::cuda() works explicitly), but they have not yet run on a GPU
 /// (no device was available to the sessions that wrote them): until scripts/gpu-check

@@ -318,6 +318,13 @@ Batch Trainer::to_device(const Batch& batch) {
 void Trainer::on_epoch_end(int64_t) {}
 void Trainer::on_step_end() {}
 void Trainer::on_process_exit(int) {}
+void Trainer::save_addon_state(io::json::Value&) const {}
+
+void Trainer::skip_optimizer_step() {
+  accumulated_ = 0;
+  ++skipped_optimizer_steps_;
+}
+void Trainer::load_addon_state(const io::json::Value&) {}
 
 double Trainer::epoch_loss(bool validated) const {
   const StepLog& log = validated ? log_test_ : log_train_;

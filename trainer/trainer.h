@@ -22,6 +22,7 @@
 #include "engine/tensor.h"
 #include "io/batch.h"
 #include "io/dataloader.h"
+#include "io/json.h"
 #include "nn/module.h"
 #include "nn/optim/optimizer.h"
 #include "nn/sched/scheduler.h"
@@ -135,6 +136,10 @@ class Trainer {
   virtual void save_model(const std::string& path);
   /// Loads weights from a file, or the best weights in memory when path is empty.
   virtual void apply_weights(const std::string& path = "", bool strict = true);
+  /// Add-ons' own state for checkpoints: each adds its member to the JSON object `extras`
+  /// (and calls through); load_addon_state reads it back (absent members: keep defaults).
+  virtual void save_addon_state(io::json::Value& extras) const;
+  virtual void load_addon_state(const io::json::Value& extras);
   /// Saves the complete training state now, when an add-on knows how (StateManagerAddon);
   /// returns the file written, or nothing when no add-on saves checkpoints.
   virtual std::optional<std::string> save_checkpoint(const std::string& reason);
@@ -197,6 +202,8 @@ class Trainer {
   const std::string& stop_reason() const { return stop_reason_; }
   int64_t skipped_batches() const { return skipped_batches_; }
   int64_t optimizer_steps() const { return optimizer_steps_; }
+  /// Optimizer steps skipped by skip_optimizer_step() (fp16 overflows).
+  int64_t skipped_optimizer_steps() const { return skipped_optimizer_steps_; }
   /// Batches whose gradients wait for the next optimizer step (gradient accumulation).
   int64_t accumulated_batches() const { return accumulated_; }
   /// Whether this trainer prints (progress, epoch summaries, stop messages); data
@@ -213,6 +220,9 @@ class Trainer {
   /// Whether a train step's loss value counts as finite (on_nonfinite_loss); data
   /// parallel overrides it so that all ranks agree before any of them runs backward.
   virtual bool loss_is_finite(double value);
+  /// Ends an accumulation window without updating the parameters (mixed precision: a
+  /// gradient overflowed); the step and epoch counters go on, optimizer_steps() does not.
+  void skip_optimizer_step();
   /// Turns printing on or off (see verbose()).
   void set_verbose(bool verbose) { verbose_ = verbose; }
   /// The per-epoch summary line "Epoch e/E | train_loss: ... | test_loss: ...".
@@ -244,6 +254,7 @@ class Trainer {
   bool in_train_epoch_ = false;
   bool epoch_finished_ = true;  // the last run_epoch delivered every batch of its loader
   bool verbose_ = true;
+  int64_t skipped_optimizer_steps_ = 0;
   double early_best_ = 0;
   int64_t early_bad_epochs_ = 0;
   std::unique_ptr<ProgressDisplay> display_;

@@ -150,7 +150,9 @@ io::Checkpoint capture_training_state(const Trainer& trainer, const std::optiona
         ck.tensors.emplace_back(kOptim + std::to_string(index) + "." + key, snapshot(t));
   }
   if (const auto& sch = trainer.options().scheduler) st::put(s, "scheduler", scheduler_json(*sch));
-  st::put(s, "extras", extras);
+  Value all_extras = extras;
+  trainer.save_addon_state(all_extras);  // add-ons' own records (e.g. the fp16 loss scaler)
+  st::put(s, "extras", std::move(all_extras));
   return ck;
 }
 
@@ -298,6 +300,7 @@ RestoredState restore_training_state(Trainer& trainer, const io::Checkpoint& ck,
   default_generator().set_offset(gen_offset);
   if (out.mid_epoch) train_loader->load_state(*loader_state);
   out.extras = st::has(s, "extras") ? st::get(s, "extras", ctx) : Value::make_object();
+  trainer.load_addon_state(out.extras);
   return out;
 }
 

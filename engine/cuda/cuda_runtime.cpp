@@ -29,6 +29,16 @@ int device_count() {
 
 bool is_available() { return device_count() > 0; }
 
+int compute_capability(int index) {
+  const int n = device_count();
+  ZAE_CHECK(index >= 0 && index < n, "compute_capability: cuda:", index, " does not exist (", n,
+            " CUDA device(s) visible)");
+  int major = 0, minor = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index));
+  return 10 * major + minor;
+}
+
 void synchronize() {
   if (is_available()) CUDA_CHECK(cudaDeviceSynchronize());
 }
