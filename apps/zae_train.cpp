@@ -27,12 +27,10 @@ void usage(FILE* out) {
                "          --save-every-steps N (0 = off)  also rewrite last.ckpt every N optimizer steps\n"
                "          --resume last|PATH  continue from DIR/last.ckpt (fresh start if none yet) or a .ckpt,\n"
                "                          training up to --epochs in all (needs --save-dir)\n"
-               "          loggers (any combination):\n"
-               "          --wandb [--wandb-project P --wandb-entity E --wandb-run-id ID]  Weights & Biases (WANDB_API_KEY,\n"
-               "                          WANDB_MODE=online|offline|disabled, WANDB_BASE_URL, WANDB_DIR, ... honoured)\n"
-               "          --tensorboard DIR  --mlflow URI [--mlflow-experiment NAME]  --csv FILE  --jsonl FILE\n"
+               "%s"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
-               "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n");
+               "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n",
+               zae::apps::logger_flags_usage());
 }
 
 int run_fashion_mnist(int argc, char** argv) {
@@ -58,16 +56,8 @@ int run_fashion_mnist(int argc, char** argv) {
     else if (a == "--save-every-steps") opts.save_every_steps = std::stoll(value());
     else if (a == "--resume") opts.resume = value();
     else if (a == "--no-bar") opts.log_bar = false;
-    else if (a == "--wandb") opts.wandb = true;
-    else if (a == "--wandb-project") opts.wandb_project = value();
-    else if (a == "--wandb-entity") opts.wandb_entity = value();
-    else if (a == "--wandb-run-id") opts.wandb_run_id = value();
-    else if (a == "--tensorboard") opts.tensorboard_dir = value();
-    else if (a == "--mlflow") opts.mlflow_uri = value();
-    else if (a == "--mlflow-experiment") opts.mlflow_experiment = value();
-    else if (a == "--csv") opts.csv_path = value();
-    else if (a == "--jsonl") opts.jsonl_path = value();
-    else if (a == "--help" || a == "-h") {
+    else if (zae::apps::parse_logger_flag(a, opts.loggers, value)) {
+    }    else if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
     } else {

@@ -83,12 +83,12 @@ TEST_F(AppLoggersTest, EveryLoggerAtOnceGetsTheSameRows) {
   o.batch_size = 128;  // 4 train steps and 1 test step per epoch
   o.log_bar = false;
   o.device = "cpu";
-  o.csv_path = path("m.csv");
-  o.jsonl_path = path("m.jsonl");
-  o.tensorboard_dir = path("tb");
-  o.mlflow_uri = server.url();
-  o.wandb = true;
-  o.wandb_project = "proj";
+  o.loggers.csv_path = path("m.csv");
+  o.loggers.jsonl_path = path("m.jsonl");
+  o.loggers.tensorboard_dir = path("tb");
+  o.loggers.mlflow_uri = server.url();
+  o.loggers.wandb = true;
+  o.loggers.wandb_project = "proj";
   testing::internal::CaptureStderr();
   const auto result = zae::apps::run_fashion_mnist(o);
   const std::string err = testing::internal::GetCapturedStderr();
@@ -147,13 +147,13 @@ TEST_F(AppLoggersTest, EveryLoggerAtOnceGetsTheSameRows) {
 
 TEST_F(AppLoggersTest, LoggerFlagsWithoutTheirLoggerAreErrors) {
   zae::apps::FashionMnistOptions o;
-  o.wandb_project = "p";
+  o.loggers.wandb_project = "p";
   zae::test::expect_throws_with([&] { zae::apps::run_fashion_mnist(o); }, {"--wandb-project", "need --wandb"});
-  o.wandb_project.clear();
-  o.mlflow_experiment = "e";
+  o.loggers.wandb_project.clear();
+  o.loggers.mlflow_experiment = "e";
   zae::test::expect_throws_with([&] { zae::apps::run_fashion_mnist(o); }, {"--mlflow-experiment needs --mlflow"});
-  o.mlflow_experiment.clear();
-  o.mlflow_uri = "file:///tmp/mlruns";
+  o.loggers.mlflow_experiment.clear();
+  o.loggers.mlflow_uri = "file:///tmp/mlruns";
   zae::test::expect_throws_with([&] { zae::apps::run_fashion_mnist(o); }, {"file:///tmp/mlruns"});
 }
 

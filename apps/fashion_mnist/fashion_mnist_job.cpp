@@ -62,43 +62,6 @@ using PlainTrainer = ClassifierTrainer<Trainer::add_on<MetricLoggersAddon, Signa
 using CheckpointingTrainer =
     ClassifierTrainer<Trainer::add_on<MetricLoggersAddon, StateManagerAddon, SignalHandlerAddon>>;
 
-/// The loggers the command line asked for (built now: bad options fail before training).
-MetricLoggersOptions make_loggers(const FashionMnistOptions& o) {
-  MetricLoggersOptions m;
-  if (o.wandb) {
-    io::WandBOptions w;
-    w.project = o.wandb_project;
-    w.entity = o.wandb_entity;
-    w.run_id = o.wandb_run_id;
-    m.loggers.push_back(std::make_shared<io::WandBLogger>(w));
-  }
-  ZAE_CHECK(o.wandb || (o.wandb_project.empty() && o.wandb_entity.empty() && o.wandb_run_id.empty()),
-            "fashion-mnist: --wandb-project / --wandb-entity / --wandb-run-id need --wandb");
-  if (!o.tensorboard_dir.empty()) {
-    io::TensorBoardOptions t;
-    t.log_dir = o.tensorboard_dir;
-    m.loggers.push_back(std::make_shared<io::TensorBoardLogger>(t));
-  }
-  if (!o.mlflow_uri.empty()) {
-    io::MLflowOptions f;
-    f.tracking_uri = o.mlflow_uri;
-    f.experiment_name = o.mlflow_experiment;
-    m.loggers.push_back(std::make_shared<io::MLflowLogger>(f));
-  }
-  ZAE_CHECK(!o.mlflow_uri.empty() || o.mlflow_experiment.empty(), "fashion-mnist: --mlflow-experiment needs --mlflow");
-  if (!o.csv_path.empty()) {
-    io::CsvLoggerOptions c;
-    c.path = o.csv_path;
-    m.loggers.push_back(std::make_shared<io::CsvLogger>(c));
-  }
-  if (!o.jsonl_path.empty()) {
-    io::JsonlLoggerOptions j;
-    j.path = o.jsonl_path;
-    m.loggers.push_back(std::make_shared<io::JsonlLogger>(j));
-  }
-  return m;
-}
-
 // Builds the trainer, trains up to o.epochs, and reports (the part that depends on the trainer type).
 template <class T, class... AddOnOptions>
 FashionMnistResult train(const FashionMnistOptions& o, const TrainerOptions& topts, DataLoader& train_loader,
@@ -187,7 +150,7 @@ FashionMnistResult run_fashion_mnist(const FashionMnistOptions& o) {
   ZAE_CHECK(checkpoints || o.save_every_steps == 0, "fashion-mnist: --save-every-steps needs --save-dir");
   const SaveFormat format = o.save_format.empty() ? SaveFormat::ckpt : parse_save_format(o.save_format);
   const Device device = resolve_device(o.device);
-  const MetricLoggersOptions loggers = make_loggers(o);  // bad logger options fail before any work
+  const MetricLoggersOptions loggers = make_loggers(o.loggers, "fashion-mnist");  // bad logger options fail before any work
   manual_seed(o.seed);
   auto train_set = load_split(o, true);
   auto test_set = load_split(o, false);

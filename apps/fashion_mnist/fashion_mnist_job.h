@@ -15,6 +15,7 @@
 #include <string>
 
 #include "engine/device.h"
+#include "apps/common/logger_flags.h"
 #include "nn/container.h"
 
 namespace zae::apps {
@@ -36,14 +37,7 @@ struct FashionMnistOptions {
   std::string save_format;    ///< best-epoch files: "ckpt" (default when empty) or "safetensors"; needs save_dir
   std::string resume;         ///< "last" or a .ckpt path (empty: start fresh); needs save_dir
   int64_t save_every_steps = 0;  ///< > 0: also write last.ckpt every N optimizer steps; needs save_dir
-  // Experiment loggers (any combination; each empty/false = off).
-  bool wandb = false;            ///< Weights & Biases (WANDB_* variables fill what is not given)
-  std::string wandb_project, wandb_entity, wandb_run_id;
-  std::string tensorboard_dir;   ///< TensorBoard event files in this directory
-  std::string mlflow_uri;        ///< an MLflow tracking server, http(s)://host:port
-  std::string mlflow_experiment; ///< MLflow experiment name (MLFLOW_EXPERIMENT_NAME, else "Default")
-  std::string csv_path;          ///< one row per step and per epoch
-  std::string jsonl_path;        ///< one JSON object per line
+  LoggerFlags loggers;           ///< --wandb, --tensorboard, --mlflow, --csv, --jsonl (any combination)
 };
 
 struct FashionMnistResult {
