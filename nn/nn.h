@@ -12,6 +12,7 @@
 #include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
+#include "nn/gpt2.h"
 #include "nn/module.h"
 #include "nn/normalization.h"
 #include "nn/pooling.h"
