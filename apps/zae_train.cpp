@@ -10,6 +10,7 @@
 
 #include "apps/demo/mlp_demo.h"
 #include "apps/fashion_mnist/fashion_mnist_job.h"
+#include "apps/gpt2/gpt2_job.h"
 
 namespace {
 
@@ -28,6 +29,12 @@ void usage(FILE* out) {
                "          --resume last|PATH  continue from DIR/last.ckpt (fresh start if none yet) or a .ckpt,\n"
                "                          training up to --epochs in all (needs --save-dir)\n"
                "%s"
+               "  gpt2    train GPT-2 (nn/gpt2.h) on llm.c token shards (random-token shards when --data is absent)\n"
+               "          --config tiny|d12|d24|d36|d48 (tiny)  --data FILES|DIR|GLOB  --batch-size N (4)  --seq-len T (64)\n"
+               "          --steps N (20; 0 = only sample)  --warmup N (0)  --lr X (6e-4)  --weight-decay X (0.1)\n"
+               "          --device auto|cpu|cuda[:i]  --precision auto|bf16|fp16|fp32 (fp32)  --seed N  --workers N  --no-bar\n"
+               "          --init-from HF_MODEL.safetensors  --save-dir DIR  --save-every-steps N  --resume last|PATH\n"
+               "          --sample N  --temperature X (1)  --top-k K (40)   (plus the logger flags above)\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
                "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n",
                zae::apps::logger_flags_usage());
@@ -65,6 +72,46 @@ int run_fashion_mnist(int argc, char** argv) {
     }
   }
   zae::apps::run_fashion_mnist(opts);
+  return 0;
+}
+
+int run_gpt2(int argc, char** argv) {
+  zae::apps::Gpt2JobOptions o;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("option " + a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--config") o.config = value();
+    else if (a == "--data") o.data = value();
+    else if (a == "--batch-size") o.batch_size = std::stoll(value());
+    else if (a == "--seq-len") o.seq_len = std::stoll(value());
+    else if (a == "--steps") o.steps = std::stoll(value());
+    else if (a == "--warmup") o.warmup = std::stoll(value());
+    else if (a == "--lr") o.lr = std::stod(value());
+    else if (a == "--weight-decay") o.weight_decay = std::stod(value());
+    else if (a == "--device") o.device = value();
+    else if (a == "--precision") o.precision = value();
+    else if (a == "--seed") o.seed = std::stoull(value());
+    else if (a == "--workers") o.num_workers = std::stoi(value());
+    else if (a == "--no-bar") o.log_bar = false;
+    else if (a == "--init-from") o.init_from = value();
+    else if (a == "--save-dir") o.save_dir = value();
+    else if (a == "--save-every-steps") o.save_every_steps = std::stoll(value());
+    else if (a == "--resume") o.resume = value();
+    else if (a == "--sample") o.sample_tokens = std::stoll(value());
+    else if (a == "--temperature") o.temperature = std::stod(value());
+    else if (a == "--top-k") o.top_k = std::stoll(value());
+    else if (zae::apps::parse_logger_flag(a, o.loggers, value)) {
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      throw std::runtime_error("unknown option '" + a + "' for gpt2");
+    }
+  }
+  zae::apps::run_gpt2(o);
   return 0;
 }
 
@@ -107,6 +154,7 @@ int main(int argc, char** argv) {
   try {
     std::string cmd = argv[1];
     if (cmd == "fashion-mnist") return run_fashion_mnist(argc - 2, argv + 2);
+    if (cmd == "gpt2") return run_gpt2(argc - 2, argv + 2);
     if (cmd == "demo") return run_demo(argc - 2, argv + 2);
     std::fprintf(stderr, "zae-train: unknown subcommand '%s'\n", cmd.c_str());
     usage(stderr);
