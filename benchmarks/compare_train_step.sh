@@ -23,43 +23,10 @@
 # Exit status 0 when both sides ran and validated; non-zero otherwise.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$root/build-bench"
-threads=2
-rounds=3
-reps=5
-do_build=1
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --build-dir) build="$(realpath -m "$2")"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --repetitions) reps="$2"; shift 2 ;;
-    --no-build) do_build=0; shift ;;
-    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-    *) echo "compare_train_step.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
-
-py=/usr/bin/python3
-if ! "$py" -c 'import torch' 2>/dev/null; then
-  echo "compare_train_step.sh: $py cannot import torch (install Debian's python3-torch)" >&2
-  exit 1
-fi
-
-bench="$build/benchmarks/bench_cpu_train_step"
-if [[ $do_build -eq 1 ]]; then
-  if [[ ! -f "$build/CMakeCache.txt" ]]; then
-    cmake -S "$root" -B "$build" -G Ninja -DZAE_CUDA=OFF -DZAE_BUILD_BENCHMARKS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  cmake --build "$build" --target bench_cpu_train_step >/dev/null
-fi
-[[ -x "$bench" ]] || { echo "compare_train_step.sh: $bench not found (build it or drop --no-build)" >&2; exit 1; }
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+compare_name=compare_train_step.sh
+compare_target=bench_cpu_train_step
+# shellcheck source=benchmarks/compare_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/compare_common.sh"
 
 # zae_ms MODEL: "wall cpu", the median real and process-CPU ms/step over $reps repetitions.
 zae_ms() {
