@@ -133,11 +133,6 @@ std::shared_ptr<nn::Sequential> make_fashion_model(const std::string& name) {
   ZAE_FAIL("unknown model '", name, "' (expected mlp or cnn)");
 }
 
-Device resolve_device(const std::string& text) {
-  if (text == "auto") return cuda::is_available() && cuda::ops_available() ? Device::cuda(0) : Device::cpu();
-  return Device::parse(text);
-}
-
 FashionMnistResult run_fashion_mnist(const FashionMnistOptions& o) {
   ZAE_CHECK(o.epochs >= 1, "fashion-mnist: --epochs must be >= 1, got ", o.epochs);
   ZAE_CHECK(o.batch_size >= 1, "fashion-mnist: --batch-size must be >= 1, got ", o.batch_size);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "engine/device.h"
+#include "apps/common/device_flag.h"
 #include "apps/common/logger_flags.h"
 #include "nn/container.h"
 
@@ -50,8 +51,6 @@ struct FashionMnistResult {
 
 /// "mlp": 784-512-256-10 with ReLU; "cnn": conv32-pool-conv64-pool-fc128-fc10.
 std::shared_ptr<nn::Sequential> make_fashion_model(const std::string& name);
-/// Resolves "auto" (CUDA when a device is present and the ops have CUDA kernels, else CPU) and parses the rest.
-Device resolve_device(const std::string& text);
 FashionMnistResult run_fashion_mnist(const FashionMnistOptions& options);
 
 }  // namespace zae::apps

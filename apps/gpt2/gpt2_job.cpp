@@ -6,8 +6,9 @@
 #include <filesystem>
 #include <type_traits>
 
-#include "apps/fashion_mnist/fashion_mnist_job.h"
+#include "apps/common/device_flag.h"
 #include "dist/dist.h"
+#include "dist/rendezvous.h"
 #include "engine/zae.h"
 #include "io/dataloader.h"
 #include "io/gpt2_safetensors.h"
@@ -149,7 +150,8 @@ Gpt2JobResult run_gpt2(const Gpt2JobOptions& o) {
         std::make_shared<sched::WarmUpScheduler>(optimizer, warmup), cosine(total - warmup)});
   else
     scheduler = cosine(total);
-  if (dist::is_main_process())
+  const auto launched = dist::launch_env_from_environment();
+  if (!launched || launched->rank == 0)
     std::printf("gpt2: config %s (%lld parameters), %lld windows of %lld tokens in %lld shard(s), device %s\n",
                 o.config.c_str(), static_cast<long long>(model->num_parameters()),
                 static_cast<long long>(dataset->size()), static_cast<long long>(o.seq_len),
