@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """PyTorch peer of benchmarks/bench_cpu_gpt2.cpp: the same GPT-2 training step on the CPU.
 
-The model is nanoGPT's GPT-2 written out (as tests/fixtures/gen_gpt2.py and nn::GPT2):
+The model is nanoGPT's GPT-2 (tests/fixtures/gpt2_torch.py, shared with gen_gpt2.py; as nn::GPT2):
 token + position embeddings, pre-LayerNorm blocks (x + attn(ln_1(x)), x + mlp(ln_2(x))),
 causal self-attention computed explicitly (c_attn C -> 3C, q k^T / sqrt(hd), causal mask,
 softmax, @ v, c_proj), MLP c_fc (C -> 4C) -> GELU(tanh) -> c_proj, ln_f, lm_head tied to
 wte; LayerNorm eps 1e-5, dropout 0; GPT-2's init (N(0, 0.02), residual projections
-N(0, 0.02 / sqrt(2 n_layer)), biases 0).
+N(0, 0.02 / sqrt(2 n_layer)), biases 0; seed 1234).
 Config: vocab 8192, block 128, n_layer 4, n_head 4, n_embd 256; batch 8 x 128 random tokens
 (fixed seed), float32. One step = zero_grad + forward + cross_entropy + backward +
 torch.optim.AdamW(lr=1e-3, weight_decay=0) step (foreach left at its default).
@@ -22,89 +22,28 @@ Output: one line,
 """
 import argparse
 import math
-import statistics
+import os
 import sys
-import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_timing import time_steps
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+import gpt2_torch  # noqa: E402  (the nanoGPT model, shared with the parity fixture)
 
 VOCAB, BLOCK, N_LAYER, N_HEAD, N_EMBD = 8192, 128, 4, 4, 256
 BATCH, SEQ = 8, 128
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, c, nh, block):
-        super().__init__()
-        self.c_attn = nn.Linear(c, 3 * c)
-        self.c_proj = nn.Linear(c, c)
-        self.nh = nh
-        # the causal mask, built once (nanoGPT's registered buffer)
-        self.register_buffer("mask", torch.triu(torch.ones(block, block, dtype=torch.bool), diagonal=1))
-
-    def forward(self, x):
-        b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(c, dim=2)
-        hd = c // self.nh
-        q = q.view(b, t, self.nh, hd).transpose(1, 2)
-        k = k.view(b, t, self.nh, hd).transpose(1, 2)
-        v = v.view(b, t, self.nh, hd).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
-        att = F.softmax(att.masked_fill(self.mask[:t, :t], float("-inf")), dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
-        return self.c_proj(y)
-
-
-class MLP(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c_fc = nn.Linear(c, 4 * c)
-        self.c_proj = nn.Linear(4 * c, c)
-
-    def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-
-class Block(nn.Module):
-    def __init__(self, c, nh, block):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(c)
-        self.attn = CausalSelfAttention(c, nh, block)
-        self.ln_2 = nn.LayerNorm(c)
-        self.mlp = MLP(c)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
+class GPT(gpt2_torch.GPT):
     def __init__(self):
-        super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(VOCAB, N_EMBD),
-            wpe=nn.Embedding(BLOCK, N_EMBD),
-            h=nn.ModuleList([Block(N_EMBD, N_HEAD, BLOCK) for _ in range(N_LAYER)]),
-            ln_f=nn.LayerNorm(N_EMBD)))
-        self.lm_head = nn.Linear(N_EMBD, VOCAB, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied
-        std_proj = 0.02 / math.sqrt(2 * N_LAYER)
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if ".ln_" in name or name.startswith("transformer.ln_f"):
-                    continue  # LayerNorm keeps weight 1, bias 0
-                if name.endswith("bias"):
-                    p.zero_()
-                else:
-                    p.normal_(0.0, std_proj if name.endswith("c_proj.weight") else 0.02)
+        super().__init__(VOCAB, BLOCK, N_LAYER, N_HEAD, N_EMBD)
+        gpt2_torch.init_gpt2(self, seed=1234)
 
     def loss(self, idx, targets):
-        pos = torch.arange(idx.shape[1])
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
-        for block in self.transformer.h:
-            x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        logits = self(idx)
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-1)
 
 
@@ -129,20 +68,7 @@ def bench(repetitions, min_time):
     if not ok:
         sys.exit(f"torch gpt2: validation failed, losses {losses} "
                  f"(expected finite, first near ln({VOCAB}) = {math.log(VOCAB):.3f}, decreasing)")
-    for _ in range(2):
-        step()
-    per_step, cpu_per_step = [], []
-    for _ in range(repetitions):
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        while True:
-            step()
-            n += 1
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_time:
-                break
-        per_step.append(elapsed / n * 1e3)
-        cpu_per_step.append((time.process_time() - c0) / n * 1e3)
-    return statistics.median(per_step), per_step, statistics.median(cpu_per_step), losses
+    return (*time_steps(step, repetitions, min_time), losses)
 
 
 def main():

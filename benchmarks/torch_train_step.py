@@ -18,12 +18,12 @@ Output: one line per model,
 """
 import argparse
 import math
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
+
+from torch_timing import time_steps
 
 BATCH = 256
 CLASSES = 10
@@ -56,20 +56,7 @@ def bench(name, repetitions, min_time):
     losses = [step().item() for _ in range(5)]
     if not (all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]):
         sys.exit(f"torch {name}: validation failed, losses {losses}")
-    for _ in range(2):
-        step()
-    per_step, cpu_per_step = [], []
-    for _ in range(repetitions):
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        while True:
-            step()
-            n += 1
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_time:
-                break
-        per_step.append(elapsed / n * 1e3)
-        cpu_per_step.append((time.process_time() - c0) / n * 1e3)
-    return statistics.median(per_step), per_step, statistics.median(cpu_per_step)
+    return time_steps(step, repetitions, min_time)
 
 
 def main():
