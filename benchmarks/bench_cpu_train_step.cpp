@@ -22,36 +22,15 @@
 #include <memory>
 #include <vector>
 
+#include "bench_models.h"
 #include "engine/ops/factory.h"
 #include "engine/ops/nn.h"
-#include "nn/activation.h"
-#include "nn/container.h"
-#include "nn/conv.h"
-#include "nn/linear.h"
-#include "nn/pooling.h"
 #include "nn/optim/adam.h"
 
 namespace {
 
 constexpr int64_t kBatch = 256;
-constexpr int64_t kClasses = 10;
-
-std::shared_ptr<zae::nn::Sequential> make_mlp() {
-  using namespace zae::nn;
-  return std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Layer>>{
-      std::make_shared<Linear>(784, 1024), std::make_shared<ReLU>(), std::make_shared<Linear>(1024, 1024),
-      std::make_shared<ReLU>(), std::make_shared<Linear>(1024, kClasses)});
-}
-
-std::shared_ptr<zae::nn::Sequential> make_cnn() {
-  using namespace zae::nn;
-  return std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Layer>>{
-      std::make_shared<Conv2d>(Conv2d::Options{.in_channels = 1, .out_channels = 32, .kernel_size = 3, .padding = 1}),
-      std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2),
-      std::make_shared<Conv2d>(Conv2d::Options{.in_channels = 32, .out_channels = 64, .kernel_size = 3, .padding = 1}),
-      std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2), std::make_shared<Flatten>(),
-      std::make_shared<Linear>(64 * 7 * 7, 128), std::make_shared<ReLU>(), std::make_shared<Linear>(128, kClasses)});
-}
+using zae::bench::kClasses;
 
 // A model, its optimizer and one fixed batch.
 struct Setup {
@@ -63,9 +42,9 @@ struct Setup {
 Setup make_setup(bool cnn) {
   zae::Generator gen(1234);
   Setup s;
-  s.model = cnn ? make_cnn() : make_mlp();
+  s.model = cnn ? zae::bench::make_cnn() : zae::bench::make_mlp();
   s.opt = std::make_unique<zae::optim::AdamW>(s.model->parameters(), zae::optim::AdamWOptions{.lr = 1e-3});
-  const zae::Shape xs = cnn ? zae::Shape{kBatch, 1, 28, 28} : zae::Shape{kBatch, 784};
+  const zae::Shape xs = zae::bench::input_shape(cnn, kBatch);
   s.x = zae::randn(xs, {.dtype = zae::DType::float32}, &gen);
   s.y = zae::randint(0, kClasses, {kBatch}, {.dtype = zae::DType::int64}, &gen);
   return s;

@@ -7,7 +7,6 @@
 // Output: one "KERNEL name dtype shape bytes ms GB/s pct_of_copy" line per kernel (the
 // PyTorch script benchmarks/torch_cuda_ops.py reads these and prints the ratios) and a
 // TABLE at the end.
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_bench_util.h"
 #include "engine/zae.h"
 #include "nn/optim/adam.h"
 
@@ -24,37 +24,8 @@ namespace {
 
 using namespace zae;
 
-#define CHECK_CUDA(x)                                                                 \
-  do {                                                                                \
-    cudaError_t e_ = (x);                                                             \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_));            \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
-
-// Median milliseconds of one call of fn.
-double time_ms(const std::function<void()>& fn, int iters) {
-  for (int i = 0; i < 3; ++i) fn();
-  CHECK_CUDA(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  std::vector<double> rounds;
-  for (int r = 0; r < 5; ++r) {
-    CHECK_CUDA(cudaEventRecord(a));
-    for (int i = 0; i < iters; ++i) fn();
-    CHECK_CUDA(cudaEventRecord(b));
-    CHECK_CUDA(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-    rounds.push_back(ms / iters);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(rounds.begin(), rounds.end());
-  return rounds[2];
-}
+#define CHECK_CUDA(x) ZAE_BENCH_CHECK_CUDA(x)
+using bench::time_ms;
 
 struct Row {
   std::string name, dtype, shape;
@@ -214,20 +185,8 @@ void bench_matmul(DType dt, int64_t m, int64_t n, int64_t k, const Device& dev) 
   NoGradGuard ng;
   Tensor c;
   const double ms = time_ms([&] { c = matmul(a, b); }, 10);
-  // cuBLAS's own GEMM on the same buffers (column-major view: C^T = B^T A^T).
-  cublasHandle_t h;
-  cublasCreate(&h);
   Tensor c2 = empty({m, n}, {.dtype = dt, .device = dev});
-  const float alpha = 1, beta = 0;
-  const cudaDataType t = dt == DType::bfloat16 ? CUDA_R_16BF : dt == DType::float16 ? CUDA_R_16F : CUDA_R_32F;
-  const double ms_cublas = time_ms(
-      [&] {
-        cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
-                     &alpha, b.raw_data(), t, static_cast<int>(n), a.raw_data(), t, static_cast<int>(k), &beta,
-                     c2.raw_data(), t, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-      },
-      10);
-  cublasDestroy(h);
+  const double ms_cublas = bench::cublas_gemm_ms(dt, m, n, k, a.raw_data(), b.raw_data(), c2.raw_data(), 10);
   const double flops = 2.0 * m * n * k;
   char shape[64];
   std::snprintf(shape, sizeof shape, "%lldx%lldx%lld", static_cast<long long>(m), static_cast<long long>(n),
