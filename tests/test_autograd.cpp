@@ -430,3 +430,14 @@ TEST(Autograd, GradStopsAtRequestedNonLeafInputs) {
   (v.sum()).backward();
   expect_values(a.grad(), {2, 4, 6, 8, 10, 12});
 }
+
+// backward({a, b}) where root b is computed from root a: a's node must run once, after b's
+// gradient reached it (it used to be marked queued up front and was never run).
+TEST(Autograd, RootThatAnotherRootDependsOnStillRuns) {
+  Tensor x = zae::tensor({1.0, 2.0, 3.0}, {3}, {.dtype = DType::float64, .requires_grad = true});
+  Tensor a = x * x;      // da/dx = 2x
+  Tensor b = a * 3.0;    // db/dx = 6x
+  zae::autograd::backward({a, b}, {zae::ones_like(a), zae::ones_like(b)});
+  ASSERT_TRUE(x.grad().defined());
+  for (int64_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(x.grad().data<double>()[i], 8.0 * (i + 1.0)) << i;
+}

@@ -103,11 +103,12 @@ void run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, Pas
     }
   }
 
+  // A root that another root leads to (backward({a, b}) with b computed from a) waits for
+  // its dependencies like any node: it is queued when its count reaches zero, once.
   std::priority_queue<Node*, std::vector<Node*>, ByNewest> ready;
-  for (auto& n : root_nodes)
-    if (deps[n.get()] == 0) ready.push(n.get());
   std::unordered_set<Node*> queued;
-  for (auto& n : root_nodes) queued.insert(n.get());
+  for (auto& n : root_nodes)
+    if (deps[n.get()] == 0 && queued.insert(n.get()).second) ready.push(n.get());
 
   while (!ready.empty()) {
     Node* node = ready.top();
