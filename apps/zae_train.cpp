@@ -34,6 +34,7 @@ void usage(FILE* out) {
                "          --steps N (20; 0 = only sample)  --warmup N (0)  --lr X (6e-4)  --weight-decay X (0.1)\n"
                "          --device auto|cpu|cuda[:i]  --precision auto|bf16|fp16|fp32 (fp32)  --seed N  --workers N  --no-bar\n"
                "          --init-from HF_MODEL.safetensors  --save-dir DIR  --save-every-steps N  --resume last|PATH\n"
+               "          --zero  shard AdamW's state across the ranks of a zae-launch job (ZeRO-1)\n"
                "          --sample N  --temperature X (1)  --top-k K (40)   (plus the logger flags above)\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
                "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n",
@@ -96,6 +97,7 @@ int run_gpt2(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::stoull(value());
     else if (a == "--workers") o.num_workers = std::stoi(value());
     else if (a == "--no-bar") o.log_bar = false;
+    else if (a == "--zero") o.zero = true;
     else if (a == "--init-from") o.init_from = value();
     else if (a == "--save-dir") o.save_dir = value();
     else if (a == "--save-every-steps") o.save_every_steps = std::stoll(value());

@@ -256,7 +256,7 @@ TEST(Optimizer, OptionsMapDefaultsAndGroups) {
   EXPECT_EQ(opt.lr(1), 0.01);
   EXPECT_EQ(opt.option("momentum", 0), 0.9);
   EXPECT_EQ(opt.option("nesterov", 1), 0.0);
-  EXPECT_EQ(opt.group(0).options.size(), 6u);  // every key, defaults filled in
+  EXPECT_EQ(opt.group(0).options.size(), 9u);  // every key, defaults filled in
   EXPECT_EQ(opt.parameters().size(), 2u);
   EXPECT_TRUE(opt.parameters()[1].is_same(b));
 

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "dist/dist.h"
+#include "dist/zero_optimizer.h"
 #include "engine/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -49,6 +50,15 @@ void prepare_directory(const std::string& dir) {
   }
   std::fclose(f);
   std::remove(probe.c_str());
+}
+
+// A ZeRO optimizer (dist/zero_optimizer.h) holds a shard of the state per rank: every rank
+// sends its shard to rank 0 before rank 0 captures the state. Collective; safe because
+// every rank reaches each save alike (saves follow the step counter, the epoch end and the
+// ranks' agreed interrupts).
+void consolidate_sharded_optimizer(const Trainer& trainer) {
+  if (auto* zero = dynamic_cast<dist::ZeroRedundancyOptimizer*>(trainer.options().optimizer.get()))
+    zero->consolidate_state_dict(0);
 }
 
 }  // namespace
@@ -135,6 +145,7 @@ void StateManager::after_run(const Trainer& trainer) {
 
 std::string StateManager::save_last(const Trainer& trainer, const std::string& reason) {
   // Data parallel: the replicas are identical, rank 0 writes for all.
+  consolidate_sharded_optimizer(trainer);
   if (!dist::is_main_process()) return last_path();
   std::optional<LoaderPosition> pos;
   if (loader_) pos = loader_position(*loader_);
@@ -181,6 +192,7 @@ void StateManager::save_best(const Trainer& trainer, int64_t epoch) {
     dropped.push_back(best_.back());
     best_.pop_back();
   }
+  if (options_.save_format == SaveFormat::ckpt) consolidate_sharded_optimizer(trainer);
   if (!dist::is_main_process()) return;  // the records above stay the same on every rank
   if (options_.save_format == SaveFormat::ckpt) {
     io::Checkpoint ck = capture_training_state(trainer, std::nullopt, extras(), options_.metadata);

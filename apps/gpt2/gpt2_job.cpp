@@ -9,6 +9,7 @@
 #include "apps/common/device_flag.h"
 #include "dist/dist.h"
 #include "dist/rendezvous.h"
+#include "dist/zero_optimizer.h"
 #include "engine/zae.h"
 #include "io/dataloader.h"
 #include "io/gpt2_safetensors.h"
@@ -137,8 +138,19 @@ Gpt2JobResult run_gpt2(const Gpt2JobOptions& o) {
   auto model = std::make_shared<nn::GPT2>(config);
   if (!o.init_from.empty()) io::load_hf_safetensors(*model, o.init_from);
   model->to(device);
-  auto optimizer = std::make_shared<optim::AdamW>(
-      model->parameters(), optim::AdamWOptions{.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay});
+  const auto launched = dist::launch_env_from_environment();
+  const optim::AdamWOptions adamw{.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay};
+  std::shared_ptr<optim::Optimizer> optimizer;
+  if (o.zero) {
+    ZAE_CHECK(launched && launched->world_size > 1,
+              "gpt2: --zero shards the optimizer state across data parallel ranks; it needs a job of several "
+              "processes (start it with zae-launch --nproc-per-node N, N > 1)");
+    // Binds to the default group that MultiGPUAddon creates when run() starts.
+    optimizer = std::make_shared<dist::ZeroRedundancyOptimizer>(model->parameters(),
+                                                                dist::optimizer_factory<optim::AdamW>(adamw));
+  } else {
+    optimizer = std::make_shared<optim::AdamW>(model->parameters(), adamw);
+  }
   // Epochs to cover the steps (max_steps stops inside the last one); the schedule spans them.
   const int64_t epochs = std::max<int64_t>(1, (o.steps + loader.size() - 1) / loader.size());
   const int64_t total = epochs * loader.size();
@@ -150,7 +162,6 @@ Gpt2JobResult run_gpt2(const Gpt2JobOptions& o) {
         std::make_shared<sched::WarmUpScheduler>(optimizer, warmup), cosine(total - warmup)});
   else
     scheduler = cosine(total);
-  const auto launched = dist::launch_env_from_environment();
   if (!launched || launched->rank == 0)
     std::printf("gpt2: config %s (%lld parameters), %lld windows of %lld tokens in %lld shard(s), device %s\n",
                 o.config.c_str(), static_cast<long long>(model->num_parameters()),

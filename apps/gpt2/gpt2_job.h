@@ -9,7 +9,9 @@
 // Without --data it writes deterministic random-token shards (io/token_shards.h) into
 // <save-dir or a temporary directory>/random_shards: a benchmark and smoke-test input, not
 // text. Steps are optimizer steps (max_steps); the learning rate warms up linearly over
-// --warmup steps and then follows a cosine to lr/10 (llm.c's schedule).
+// --warmup steps and then follows a cosine to lr/10 (llm.c's schedule). --zero (only in a
+// data parallel job of several processes) shards AdamW's state across the ranks (ZeRO-1);
+// its checkpoints hold the full state, so they resume with or without --zero.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,7 @@ struct Gpt2JobOptions {
   double weight_decay = 0.1;
   std::string device = "auto";
   std::string precision = "fp32";  ///< auto | bf16 | fp16 | fp32 (PrecisionMixerAddon)
+  bool zero = false;            ///< ZeRO-1: shard AdamW's state across the data parallel ranks (dist/zero_optimizer.h)
   uint64_t seed = 0;
   int num_workers = 0;
   bool log_bar = true;

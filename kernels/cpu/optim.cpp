@@ -5,7 +5,9 @@
 // may set errno, which keeps compilers from vectorizing it, so the updates run in
 // blocks of kBlock elements: a loop that updates the moments and writes the sqrt
 // arguments, sqrt_inplace over the block (explicit SIMD, IEEE-exact like std::sqrt),
-// and a loop that updates the parameters.
+// and a loop that updates the parameters. SGD and Adam read and write parameters
+// through ParamIO, which adds master weights and stochastic rounding for 16-bit types
+// (compiled out for float and double).
 #include "kernels/cpu/optim.h"
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #endif
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/optim_math.h"
 
 namespace zae::kernels::cpu {
 
@@ -81,6 +84,76 @@ inline C nan_max(C a, C b) {
   return (a > b || a != a) ? a : b;
 }
 
+// ---- parameter access: master weights and stochastic rounding ---------------------------
+
+/// Reads the values an update starts from and writes its results, for one range of one
+/// tensor. For 16-bit T: from / to the float32 master when there is one, and with
+/// stochastic rounding for bfloat16 when asked; for float / double plain accesses.
+template <class T>
+struct ParamIO {
+  using C = acc_t<T>;
+  static constexpr bool kLow = sizeof(T) == 2;
+  float* master = nullptr;  // the range's master values (null: none)
+  bool sr = false;
+  uint64_t seed = 0;
+  uint32_t id = 0, step = 0;
+  int64_t base = 0;  // element index of the range start within its tensor
+  uint64_t quad = ~uint64_t(0);
+  philox::U32x4 words{};
+
+  C load(const T* p, int64_t i) const {
+    if constexpr (kLow)
+      if (master) return master[i];
+    return static_cast<C>(p[i]);
+  }
+  void store(T* p, int64_t i, C v) {
+    if constexpr (kLow) {
+      if (master) master[i] = v;
+      uint32_t w = 0;
+      if (sr) {
+        const uint64_t j = static_cast<uint64_t>(base + i);
+        if ((j >> 2) != quad) {
+          quad = j >> 2;
+          words = optim_math::rounding_words(seed, id, step, quad);
+        }
+        w = words.v[j & 3];
+      }
+      p[i] = optim_math::to_param<T>(v, sr, w);
+    } else {
+      p[i] = static_cast<T>(v);
+    }
+  }
+};
+
+/// The ParamIO of elements [lo, ...) of tensor t at step `step`.
+template <class T>
+ParamIO<T> param_io(const StepExtras& x, int t, double step, int64_t lo) {
+  ParamIO<T> io;
+  if constexpr (ParamIO<T>::kLow) {
+    io.master = x.master && x.master[t] ? x.master[t] + lo : nullptr;
+    io.sr = x.stochastic_rounding && std::is_same_v<T, BFloat16>;
+    io.seed = x.seed;
+    io.id = x.tensor_ids ? x.tensor_ids[t] : static_cast<uint32_t>(t);
+    io.step = static_cast<uint32_t>(step);
+    io.base = lo;
+  }
+  return io;
+}
+
+/// Each tensor's step for this call: the capturable counters incremented first, else `steps`.
+std::vector<double> step_values(int n_tensors, const double* steps, float* const* step_counts) {
+  std::vector<double> out(static_cast<size_t>(n_tensors), 0.0);
+  for (int t = 0; t < n_tensors; ++t) {
+    if (step_counts) {
+      *step_counts[t] += 1.0f;
+      out[t] = static_cast<double>(*step_counts[t]);
+    } else if (steps) {
+      out[t] = steps[t];
+    }
+  }
+  return out;
+}
+
 // ---- SGD -----------------------------------------------------------------------------
 
 template <class C>
@@ -89,11 +162,11 @@ struct SgdScalars {
 };
 
 template <class T, bool WD, bool MOMENTUM, bool NESTEROV>
-void sgd_range(const SgdScalars<acc_t<T>>& s, bool fresh, T* __restrict p, const T* __restrict g,
+void sgd_range(const SgdScalars<acc_t<T>>& s, bool fresh, ParamIO<T>& io, T* __restrict p, const T* __restrict g,
                acc_t<T>* __restrict buf, int64_t n) {
   using C = acc_t<T>;
   for (int64_t i = 0; i < n; ++i) {  // (n) elements of one tensor
-    const C pi = static_cast<C>(p[i]);
+    const C pi = io.load(p, i);
     C d = s.sign * static_cast<C>(g[i]);
     if constexpr (WD) d = d + s.wd * pi;
     if constexpr (MOMENTUM) {
@@ -104,32 +177,28 @@ void sgd_range(const SgdScalars<acc_t<T>>& s, bool fresh, T* __restrict p, const
       else
         d = b;
     }
-    p[i] = static_cast<T>(pi + s.neg_lr * d);
+    io.store(p, i, pi + s.neg_lr * d);
   }
 }
 
 // ---- Adam / AdamW --------------------------------------------------------------------
 
 template <class C>
-struct AdamScalars {
-  C sign, wd, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
-  C neg_step_size, bc2_sqrt;  // per tensor
-};
+using AdamScalars = optim_math::AdamFactors<C>;
 
 template <class T, bool L2, bool DECOUPLED, bool AMS>
-void adam_range(const AdamScalars<acc_t<T>>& s, T* __restrict p, const T* __restrict g, acc_t<T>* __restrict m,
-                acc_t<T>* __restrict v, acc_t<T>* __restrict vmax, int64_t n) {
+void adam_range(const AdamScalars<acc_t<T>>& s, ParamIO<T>& io, T* __restrict p, const T* __restrict g,
+                acc_t<T>* __restrict m, acc_t<T>* __restrict v, acc_t<T>* __restrict vmax, int64_t n) {
   using C = acc_t<T>;
   C root[kBlock];  // (kBlock) sqrt(v) of the block
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
     const int64_t bn = std::min(kBlock, n - b0);
-    T* __restrict pb = p + b0;
     const T* __restrict gb = g + b0;
     C* __restrict mb = m + b0;
     C* __restrict vb = v + b0;
     for (int64_t i = 0; i < bn; ++i) {  // (bn) moments
       C gi = s.sign * static_cast<C>(gb[i]);
-      if constexpr (L2) gi = gi + s.wd * static_cast<C>(pb[i]);
+      if constexpr (L2) gi = gi + s.wd * io.load(p, b0 + i);
       mb[i] = mb[i] * s.beta1 + s.one_minus_beta1 * gi;
       C vi = vb[i] * s.beta2 + s.one_minus_beta2 * gi * gi;
       vb[i] = vi;
@@ -141,10 +210,10 @@ void adam_range(const AdamScalars<acc_t<T>>& s, T* __restrict p, const T* __rest
     }
     sqrt_inplace(root, bn);
     for (int64_t i = 0; i < bn; ++i) {  // (bn) parameters
-      C pi = static_cast<C>(pb[i]);
+      C pi = io.load(p, b0 + i);
       if constexpr (DECOUPLED) pi = pi * s.decay;
       const C denom = root[i] / s.bc2_sqrt + s.eps;
-      pb[i] = static_cast<T>(pi + s.neg_step_size * (mb[i] / denom));
+      io.store(p, b0 + i, pi + s.neg_step_size * (mb[i] / denom));
     }
   }
 }
@@ -234,15 +303,21 @@ void adagrad_range(const AdagradScalars<acc_t<T>>& s, T* __restrict p, const T* 
 
 template <class T>
 void sgd_step(const SgdHyper& h, int n_tensors, T* const* params, const T* const* grads,
-              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes) {
+              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes, const StepExtras& x) {
   using C = acc_t<T>;
-  const SgdScalars<C> s{C(h.maximize ? -1 : 1), C(h.weight_decay), C(h.momentum), C(1 - h.dampening), C(-h.lr)};
-  with_flag(h.weight_decay != 0, [&](auto wd) {
+  using namespace optim_math;
+  const double own[kSgdSlots] = {h.lr, h.momentum, h.dampening, h.weight_decay};
+  const double* hv = x.hyper ? x.hyper : own;
+  const std::vector<double> steps = step_values(n_tensors, x.sr_steps, x.step_counts);
+  const SgdScalars<C> s{C(h.maximize ? -1 : 1), C(hv[kSgdWeightDecay]), C(hv[kSgdMomentum]),
+                        C(1 - hv[kSgdDampening]), C(-hv[kSgdLr])};
+  with_flag(hv[kSgdWeightDecay] != 0, [&](auto wd) {
     with_flag(h.momentum != 0, [&](auto mom) {
       with_flag(h.nesterov, [&](auto nest) {
         multi_tensor_apply(n_tensors, sizes, [&](int t, int64_t lo, int64_t hi) {
+          ParamIO<T> io = param_io<T>(x, t, steps[t], lo);
           sgd_range<T, decltype(wd)::value, decltype(mom)::value, decltype(nest)::value>(
-              s, mom ? fresh[t] != 0 : false, params[t] + lo, grads[t] + lo,
+              s, mom ? fresh[t] != 0 : false, io, params[t] + lo, grads[t] + lo,
               mom ? momentum_buffers[t] + lo : nullptr, hi - lo);
         });
       });
@@ -253,22 +328,21 @@ void sgd_step(const SgdHyper& h, int n_tensors, T* const* params, const T* const
 template <class T>
 void adam_step(const AdamHyper& h, int n_tensors, T* const* params, const T* const* grads, acc_t<T>* const* exp_avg,
                acc_t<T>* const* exp_avg_sq, acc_t<T>* const* max_exp_avg_sq, const double* steps,
-               const int64_t* sizes) {
+               const int64_t* sizes, const StepExtras& x) {
   using C = acc_t<T>;
-  AdamScalars<C> base{C(h.maximize ? -1 : 1), C(h.weight_decay), C(1 - h.lr * h.weight_decay), C(h.beta1),
-                      C(1 - h.beta1), C(h.beta2), C(1 - h.beta2), C(h.eps), C(0), C(1)};
-  const bool l2 = !h.decoupled_weight_decay && h.weight_decay != 0;
+  using namespace optim_math;
+  const double own[kAdamSlots] = {h.lr, h.beta1, h.beta2, h.eps, h.weight_decay};
+  const double* hv = x.hyper ? x.hyper : own;
+  const std::vector<double> t_of = step_values(n_tensors, steps, x.step_counts);
+  const bool l2 = !h.decoupled_weight_decay && hv[kAdamWeightDecay] != 0;
   with_flag(l2, [&](auto L2) {
     with_flag(h.decoupled_weight_decay, [&](auto DEC) {
       with_flag(h.amsgrad, [&](auto AMS) {
         multi_tensor_apply(n_tensors, sizes, [&](int t, int64_t lo, int64_t hi) {
-          AdamScalars<C> s = base;
-          const double bc1 = 1 - std::pow(h.beta1, steps[t]);
-          const double bc2 = 1 - std::pow(h.beta2, steps[t]);
-          s.neg_step_size = C(-(h.lr / bc1));
-          s.bc2_sqrt = C(std::sqrt(bc2));
+          const AdamScalars<C> s = adam_factors<C>(hv, h.maximize, t_of[t]);
+          ParamIO<T> io = param_io<T>(x, t, t_of[t], lo);
           adam_range<T, decltype(L2)::value, decltype(DEC)::value, decltype(AMS)::value>(
-              s, params[t] + lo, grads[t] + lo, exp_avg[t] + lo, exp_avg_sq[t] + lo,
+              s, io, params[t] + lo, grads[t] + lo, exp_avg[t] + lo, exp_avg_sq[t] + lo,
               AMS ? max_exp_avg_sq[t] + lo : nullptr, hi - lo);
         });
       });
@@ -312,9 +386,10 @@ void adagrad_step(const AdagradHyper& h, int n_tensors, T* const* params, const 
 
 #define ZAE_INSTANTIATE_OPTIM(T)                                                                              \
   template void sgd_step<T>(const SgdHyper&, int, T* const*, const T* const*, acc_t<T>* const*, const uint8_t*, \
-                            const int64_t*);                                                                 \
+                            const int64_t*, const StepExtras&);                                              \
   template void adam_step<T>(const AdamHyper&, int, T* const*, const T* const*, acc_t<T>* const*,              \
-                             acc_t<T>* const*, acc_t<T>* const*, const double*, const int64_t*);              \
+                             acc_t<T>* const*, acc_t<T>* const*, const double*, const int64_t*,               \
+                             const StepExtras&);                                                              \
   template void rmsprop_step<T>(const RmspropHyper&, int, T* const*, const T* const*, acc_t<T>* const*,        \
                                 acc_t<T>* const*, acc_t<T>* const*, const int64_t*);                          \
   template void adagrad_step<T>(const AdagradHyper&, int, T* const*, const T* const*, acc_t<T>* const*,        \

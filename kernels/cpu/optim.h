@@ -12,6 +12,12 @@
 //   on the thread count.
 // - The formulas are PyTorch 1.13's single-tensor ones (torch/optim/*.py), operation by
 //   operation: with g = maximize ? -grad : grad, "add(x, alpha=a)" is x + a * y, etc.
+// - StepExtras (SGD and Adam / AdamW): with master weights, the update of a 16-bit
+//   tensor reads and writes its float32 master copy and stores the master rounded to T
+//   in the parameter; stochastic rounding (bfloat16 only) follows kernels/optim_math.h.
+//   In capturable mode the hyperparameters are read from `hyper` and the step counts
+//   from `step_counts` (incremented by the call itself): the same code path as the
+//   normal mode, so both give the same bits.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +25,28 @@
 #include "kernels/numeric.h"
 
 namespace zae::kernels::cpu {
+
+/// Optional inputs of sgd_step / adam_step (all off by default).
+struct StepExtras {
+  /// Per tensor: a float32 master copy (16-bit T only; entries may be null). The update
+  /// runs on the master and the parameter receives the master rounded to T.
+  float* const* master = nullptr;
+  /// bfloat16 parameters are written with stochastic rounding (other dtypes round to
+  /// nearest even), from the stream (seed, tensor_ids[i], step, element index).
+  bool stochastic_rounding = false;
+  uint64_t seed = 0;
+  const uint32_t* tensor_ids = nullptr;  ///< per tensor; needed with stochastic_rounding
+  /// SGD with stochastic rounding in normal mode: each tensor's step count (already
+  /// incremented), which picks the rounding stream. Adam uses its `steps` argument.
+  const double* sr_steps = nullptr;
+  /// Capturable mode: the hyperparameters (optim_math::AdamSlot / SgdSlot order) are read
+  /// from here instead of the Hyper struct (its flags still apply), and ...
+  const double* hyper = nullptr;
+  /// ... each tensor's step count lives here; the call increments it first and uses
+  /// the new value (Adam's bias corrections, the rounding stream). Replaces `steps` /
+  /// `sr_steps`; may be null for SGD without stochastic rounding.
+  float* const* step_counts = nullptr;
+};
 
 struct SgdHyper {
   double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
@@ -31,7 +59,8 @@ struct SgdHyper {
 /// is initialised from d in this step (its first).
 template <class T>
 void sgd_step(const SgdHyper& h, int n_tensors, T* const* params, const T* const* grads,
-              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes);
+              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes,
+              const StepExtras& x = {});
 
 struct AdamHyper {
   double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
@@ -43,11 +72,11 @@ struct AdamHyper {
 /// Adam / AdamW: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2,
 /// (amsgrad: vmax = max(vmax, v), v := vmax), denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
 /// p -= lr / (1 - beta1^t) * m / denom. steps[i] = t of tensor i, counted from 1 and
-/// already incremented. max_exp_avg_sq may be null unless amsgrad.
+/// already incremented (null in capturable mode). max_exp_avg_sq may be null unless amsgrad.
 template <class T>
 void adam_step(const AdamHyper& h, int n_tensors, T* const* params, const T* const* grads, acc_t<T>* const* exp_avg,
                acc_t<T>* const* exp_avg_sq, acc_t<T>* const* max_exp_avg_sq, const double* steps,
-               const int64_t* sizes);
+               const int64_t* sizes, const StepExtras& x = {});
 
 struct RmspropHyper {
   double lr = 0, alpha = 0, eps = 0, weight_decay = 0, momentum = 0;

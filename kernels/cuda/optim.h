@@ -16,6 +16,13 @@
 //   float32 and float64 results are bit-identical to the CPU build without FMA
 //   contraction. Per-tensor factors (Adam's bias corrections, Adagrad's decayed lr)
 //   are computed on the host in double, exactly as the CPU twin does.
+// - StepExtras (SGD, Adam / AdamW) as on the CPU: its pointer arrays live on the host,
+//   the buffers they point to (masters, step counters, `hyper`) on the device. Master
+//   weights and stochastic rounding give the CPU twin's bits. In capturable mode the
+//   launch first increments the step counters (a small kernel), then the update reads
+//   the hyperparameters and steps from device memory and computes the per-tensor
+//   factors there (the host's formulas; pow may differ from the host's by an ulp), so a
+//   launch captured in a CUDA graph follows later uploads and counts its own steps.
 // - Work is enqueued on `stream`; nothing synchronizes. Pointers must stay valid until
 //   the stream reaches the kernels (the caching allocator's stream order sees to it).
 #pragma once
@@ -33,17 +40,20 @@ using cpu::AdagradHyper;
 using cpu::AdamHyper;
 using cpu::RmspropHyper;
 using cpu::SgdHyper;
+using cpu::StepExtras;
 
 /// SGD (see cpu::sgd_step): fresh[i] != 0 marks a momentum buffer initialised from d in this step.
 template <class T>
 void sgd_step(const SgdHyper& h, int n_tensors, T* const* params, const T* const* grads,
-              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes, cudaStream_t stream);
+              acc_t<T>* const* momentum_buffers, const uint8_t* fresh, const int64_t* sizes, cudaStream_t stream,
+              const StepExtras& x = {});
 
-/// Adam / AdamW (see cpu::adam_step); steps[i] = t of tensor i, already incremented.
+/// Adam / AdamW (see cpu::adam_step); steps[i] = t of tensor i, already incremented
+/// (unused in capturable mode, x.hyper != null, where x.step_counts holds the steps).
 template <class T>
 void adam_step(const AdamHyper& h, int n_tensors, T* const* params, const T* const* grads, acc_t<T>* const* exp_avg,
                acc_t<T>* const* exp_avg_sq, acc_t<T>* const* max_exp_avg_sq, const double* steps,
-               const int64_t* sizes, cudaStream_t stream);
+               const int64_t* sizes, cudaStream_t stream, const StepExtras& x = {});
 
 /// RMSprop (see cpu::rmsprop_step).
 template <class T>
@@ -55,5 +65,13 @@ void rmsprop_step(const RmspropHyper& h, int n_tensors, T* const* params, const 
 template <class T>
 void adagrad_step(const AdagradHyper& h, int n_tensors, T* const* params, const T* const* grads,
                   acc_t<T>* const* sum, const double* steps, const int64_t* sizes, cudaStream_t stream);
+
+/// Whether `stream` is capturing into a CUDA graph (cudaStreamIsCapturing).
+bool stream_is_capturing(cudaStream_t stream);
+
+/// Copies n doubles from host memory to device memory, stream-ordered (cudaMemcpyAsync;
+/// pageable sources are staged at the call, so `host_src` may change right after).
+/// Not allowed while `stream` captures.
+void upload_hyper(double* device_dst, const double* host_src, int n, cudaStream_t stream);
 
 }  // namespace zae::kernels::cuda

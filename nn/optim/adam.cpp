@@ -1,6 +1,7 @@
 // Adam / AdamW: option checks and the step, one kernels::cpu::adam_step call (or
 // kernels::cuda::adam_step for CUDA parameters) per group and dtype (AdamW passes
-// decoupled_weight_decay).
+// decoupled_weight_decay), with master weights, stochastic rounding and the capturable
+// mode passed as kernels::cpu::StepExtras.
 #include "nn/optim/adam.h"
 
 #include <utility>
@@ -25,7 +26,10 @@ Options adam_map(const O& o) {
           {"eps", o.eps},
           {"weight_decay", o.weight_decay},
           {"amsgrad", o.amsgrad ? 1.0 : 0.0},
-          {"maximize", o.maximize ? 1.0 : 0.0}};
+          {"maximize", o.maximize ? 1.0 : 0.0},
+          {"master_weights", o.master_weights ? 1.0 : 0.0},
+          {"stochastic_rounding", o.stochastic_rounding ? 1.0 : 0.0},
+          {"seed", o.seed}};
 }
 
 }  // namespace
@@ -58,10 +62,13 @@ void Adam::validate(const Options& o) const {
   require_non_negative(o, "weight_decay");
   require_bool(o, "amsgrad");
   require_bool(o, "maximize");
+  require_low_precision(o);
 }
 
 void Adam::step() {
   NoGradGuard no_grad;
+  const bool cap = capturable();
+  if (cap) begin_capturable_step();
   auto batches = prepare_step();
   for (size_t g = 0; g < batches.size(); ++g) {
     const Options& o = groups()[g].options;
@@ -73,15 +80,32 @@ void Adam::step() {
                               .amsgrad = o.at("amsgrad") != 0.0,
                               .maximize = o.at("maximize") != 0.0,
                               .decoupled_weight_decay = decoupled_weight_decay_};
+    const bool master_on = o.at("master_weights") != 0.0;
+    const bool sr = o.at("stochastic_rounding") != 0.0;
     for (const Batch& b : batches[g]) {
       std::vector<double> steps(b.params.size());
+      std::vector<float*> counters, masters(b.params.size(), nullptr);
       for (size_t i = 0; i < b.params.size(); ++i) {
         auto& st = *b.states[i];
-        steps[i] = increment_step(st);
+        if (cap)
+          counters.push_back(step_counter(st, b.params[i]));
+        else
+          steps[i] = increment_step(st);
         buffer(st, "exp_avg", b.params[i]);
         buffer(st, "exp_avg_sq", b.params[i]);
         if (h.amsgrad) buffer(st, "max_exp_avg_sq", b.params[i]);
+        masters[i] = master_buffer(st, b.params[i], master_on);
       }
+      kernels::cpu::StepExtras x;
+      x.master = masters.data();
+      x.stochastic_rounding = sr;
+      x.seed = sr ? rounding_seed(g) : 0;
+      x.tensor_ids = b.ids.data();
+      if (cap) {
+        x.hyper = hyper_data(g);
+        x.step_counts = counters.data();
+      }
+      const double* step_ptr = cap ? nullptr : steps.data();
       dispatch_floating(b.dtype, name(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         using S = acc_t<T>;
@@ -94,13 +118,13 @@ void Adam::step() {
 #ifdef ZAE_WITH_CUDA
           cuda::DeviceGuard guard(b.device.index);
           kernels::cuda::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
-                                      steps.data(), b.sizes.data(), cuda::current_stream(b.device.index));
+                                      step_ptr, b.sizes.data(), cuda::current_stream(b.device.index), x);
 #else
           ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
 #endif
         } else {
           kernels::cpu::adam_step<T>(h, b.n(), params.data(), grads.data(), m.data(), v.data(), vmax.data(),
-                                     steps.data(), b.sizes.data());
+                                     step_ptr, b.sizes.data(), x);
         }
       });
       finish(b);

@@ -2,13 +2,20 @@
 // the gathering of a step's multi-tensor batches. See optimizer.h for the invariants.
 #include "nn/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <unordered_set>
 #include <utility>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/generator.h"
 #include "engine/ops/factory.h"
+
+#ifdef ZAE_WITH_CUDA
+#include "engine/cuda/stream.h"
+#include "kernels/cuda/optim.h"
+#endif
 
 namespace zae::optim {
 
@@ -74,6 +81,14 @@ void Optimizer::require_unit_interval(const Options& o, const std::string& key) 
 void Optimizer::require_bool(const Options& o, const std::string& key) const {
   double v = o.at(key);
   require(o, key, v == 0.0 || v == 1.0, "0 or 1");
+}
+
+void Optimizer::require_low_precision(const Options& o) const {
+  require_bool(o, "master_weights");
+  require_bool(o, "stochastic_rounding");
+  const double seed = o.at("seed");
+  require(o, "seed", seed == -1.0 || (seed >= 0.0 && seed <= 9007199254740992.0 && seed == std::floor(seed)),
+          "-1 (the default generator's seed) or an integer in [0, 2^53]");
 }
 
 const ParamGroup& Optimizer::group(size_t i) const {
@@ -158,7 +173,12 @@ OptimizerState Optimizer::state_dict() const {
     sg.options = g.options;
     for (const Tensor& p : g.params) {
       auto it = state_.find(p.impl_ptr().get());
-      if (it != state_.end() && !it->second.empty()) out.state[index] = it->second;
+      if (it != state_.end() && !it->second.empty()) {
+        auto& entry = out.state[index] = it->second;
+        auto step = entry.find("step");  // a capturable counter: report the count as usual
+        if (step != entry.end() && (step->second.dtype() != DType::float64 || !step->second.device().is_cpu()))
+          step->second = scalar_tensor(step->second.item(), {.dtype = DType::float64});
+      }
       sg.params.push_back(index++);
     }
     out.groups.push_back(std::move(sg));
@@ -233,6 +253,8 @@ Tensor& Optimizer::buffer(std::map<std::string, Tensor>& st, const std::string& 
 double Optimizer::increment_step(std::map<std::string, Tensor>& st) {
   auto it = st.find("step");
   if (it == st.end()) it = st.emplace("step", scalar_tensor(0.0, {.dtype = DType::float64})).first;
+  if (it->second.dtype() != DType::float64 || !it->second.device().is_cpu())  // a capturable counter
+    it->second = scalar_tensor(it->second.item(), {.dtype = DType::float64});
   double* s = it->second.data<double>();
   *s += 1.0;
   it->second.storage()->bump_version();
@@ -280,8 +302,10 @@ std::vector<std::vector<Optimizer::Batch>> Optimizer::prepare_step() {
                   group_where(g), " has shape ", shape_str(t.shape()), ", the parameter ", shape_str(p.shape()));
     }
   std::vector<std::vector<Batch>> out(groups_.size());
+  uint32_t flat = 0;  // index in parameters()
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (const Tensor& p : groups_[g].params) {
+      const uint32_t id = flat++;
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
       Batch* b = nullptr;
@@ -303,6 +327,7 @@ std::vector<std::vector<Optimizer::Batch>> Optimizer::prepare_step() {
       b->work.push_back(p.is_contiguous() ? p : p.detach().contiguous());
       b->grads.push_back(grad.is_contiguous() ? grad : grad.contiguous());
       b->sizes.push_back(p.numel());
+      b->ids.push_back(id);
       b->states.push_back(&st);
     }
   }
@@ -318,6 +343,105 @@ void Optimizer::finish(const Batch& batch) {
       p.storage()->bump_version();
     }
   }
+}
+
+// ---- low precision ---------------------------------------------------------------------
+
+bool Optimizer::is_low_precision(DType t) { return t == DType::float16 || t == DType::bfloat16; }
+
+float* Optimizer::master_buffer(std::map<std::string, Tensor>& st, const Tensor& param, bool on) {
+  if (!on || !is_low_precision(param.dtype())) {
+    st.erase("master");
+    return nullptr;
+  }
+  auto it = st.find("master");
+  if (it == st.end()) it = st.emplace("master", param.detach().to(DType::float32).contiguous()).first;
+  return it->second.data<float>();
+}
+
+uint64_t Optimizer::rounding_seed(size_t g) const {
+  const double seed = option("seed", g);
+  return seed >= 0 ? static_cast<uint64_t>(seed) : default_generator().seed();
+}
+
+// ---- capturable steps ------------------------------------------------------------------
+
+void Optimizer::set_capturable(bool on) {
+  if (on == capturable_) return;
+  if (on) {
+    ZAE_CHECK(!hyper_keys().empty(), name_, ": has no capturable step (supported: SGD, Adam, AdamW)");
+    capturable_ = true;
+    return;
+  }
+  for (auto& [impl, st] : state_) {  // counters back to host float64 counts (a sync)
+    auto it = st.find("step");
+    if (it != st.end() && (it->second.dtype() != DType::float64 || !it->second.device().is_cpu()))
+      it->second = scalar_tensor(it->second.item(), {.dtype = DType::float64});
+  }
+  capturable_ = false;
+}
+
+void Optimizer::upload_hyperparameters() {
+  const std::vector<std::string> keys = hyper_keys();
+  ZAE_CHECK(!keys.empty(), name_, ": has no capturable step, so no hyperparameters to upload");
+  check_devices();
+  const Device device = groups_.front().params.front().device();
+  hyper_host_.resize(groups_.size());
+  hyper_device_.resize(groups_.size());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<double>& host = hyper_host_[g];
+    host.resize(keys.size());
+    for (size_t k = 0; k < keys.size(); ++k) host[k] = groups_[g].options.at(keys[k]);
+    Tensor& dev = hyper_device_[g];
+    if (!dev.defined() || dev.device() != device)
+      dev = full({static_cast<int64_t>(keys.size())}, 0.0, {.dtype = DType::float64, .device = device});
+    if (device.is_cpu()) {
+      std::copy(host.begin(), host.end(), dev.data<double>());
+    } else {
+#ifdef ZAE_WITH_CUDA
+      cuda::DeviceGuard guard(device.index);
+      cudaStream_t stream = cuda::current_stream(device.index);
+      ZAE_CHECK(!kernels::cuda::stream_is_capturing(stream), name_,
+                ": upload_hyperparameters() while the stream captures a CUDA graph (upload before capture or replay)");
+      kernels::cuda::upload_hyper(dev.data<double>(), host.data(), static_cast<int>(host.size()), stream);
+#else
+      ZAE_FAIL(name_, ": not implemented for device ", device, " in this build");
+#endif
+    }
+  }
+}
+
+void Optimizer::begin_capturable_step() {
+  check_devices();
+  const Device device = groups_.front().params.front().device();
+  bool capturing = false;
+#ifdef ZAE_WITH_CUDA
+  if (device.is_cuda()) {
+    cuda::DeviceGuard guard(device.index);
+    capturing = kernels::cuda::stream_is_capturing(cuda::current_stream(device.index));
+  }
+#endif
+  if (!capturing) upload_hyperparameters();
+  ZAE_CHECK(hyper_device_.size() == groups_.size() && !hyper_device_.empty() &&
+                hyper_device_.front().device() == device,
+            name_, ": a capturable step is captured before its hyperparameters were uploaded to ", device,
+            " (run one step, or call upload_hyperparameters(), before capture)");
+}
+
+const double* Optimizer::hyper_data(size_t g) const {
+  ZAE_CHECK(g < hyper_device_.size() && hyper_device_[g].defined(), name_, ": no device hyperparameters for ",
+            group_where(g), " (call upload_hyperparameters())");
+  return hyper_device_[g].data<double>();
+}
+
+float* Optimizer::step_counter(std::map<std::string, Tensor>& st, const Tensor& param) {
+  auto it = st.find("step");
+  if (it == st.end()) {
+    it = st.emplace("step", scalar_tensor(0.0, {.dtype = DType::float32, .device = param.device()})).first;
+  } else if (it->second.dtype() != DType::float32 || it->second.device() != param.device()) {
+    it->second = it->second.to(param.device(), DType::float32).contiguous();
+  }
+  return it->second.data<float>();
 }
 
 }  // namespace zae::optim

@@ -21,6 +21,20 @@
 //   for float16 / bfloat16 parameters). Parameters without a gradient are skipped:
 //   neither they nor their state change.
 // - Failed calls (bad options, bad state dicts, bad gradients in step) change nothing.
+// - Low precision (SGD, Adam, AdamW): option "master_weights" gives each float16 /
+//   bfloat16 parameter a float32 state buffer "master", copied from the parameter at
+//   its first step with the option on (and dropped when a step runs with it off); the
+//   update runs on the master and the parameter receives the master rounded to its
+//   dtype. Option "stochastic_rounding" writes bfloat16 parameters with stochastic
+//   rounding (kernels/optim_math.h) keyed by "seed" (-1: the default generator's seed
+//   at the step), the parameter's step and its index in parameters(). Other dtypes
+//   ignore both options.
+// - Capturable mode (set_capturable, for CUDA graphs; optimizers with hyper_keys()):
+//   each group's hyper_keys() options live in a float64 tensor on the parameters'
+//   device, uploaded by upload_hyperparameters() (and by step() when the stream is not
+//   capturing), and "step" is a float32 scalar on that device that the kernel
+//   increments. state_dict() still reports "step" as a CPU float64 scalar (a copy).
+//   The results are bitwise those of the normal mode on the CPU.
 #pragma once
 
 #include <cstdint>
@@ -85,15 +99,33 @@ class Optimizer {
 
   /// Options of every group and the state of every parameter that has some, as handles
   /// to the live buffers (like Module::state_dict): clone them to keep a snapshot.
-  OptimizerState state_dict() const;
+  /// Virtual: a sharded optimizer (dist/zero_optimizer.h) returns its consolidated state.
+  virtual OptimizerState state_dict() const;
   /// Restores options and per-parameter state (copied; saved indices map to this
   /// optimizer's parameters by position, as in PyTorch). The group structure (count,
   /// sizes), every option and each buffer's name and shape must be valid, else a clear
   /// error and nothing is changed. Parameters absent from `state.state` lose their state.
-  void load_state_dict(const OptimizerState& state);
+  virtual void load_state_dict(const OptimizerState& state);
 
   /// The state of one parameter of this optimizer (empty until its first step).
   const std::map<std::string, Tensor>& state(const Tensor& param) const;
+
+  // ---- capturable steps (CUDA graphs) -----------------------------------------------
+  /// Switches capturable mode: step() reads lr (and the other hyper_keys()) from a device
+  /// tensor per group and keeps each parameter's step count on the device, so a step
+  /// captured once into a CUDA graph and replayed follows the current options and step.
+  /// Error for optimizers without a capturable step (RMSprop, Adagrad). Turning it off
+  /// brings the step counts back to the host (a sync). Run at least one step in this mode
+  /// (after switching it on, and after load_state_dict) before capturing one: that step
+  /// creates the device counters, masters and moments and uploads the hyperparameters,
+  /// which a capture cannot do.
+  void set_capturable(bool on);
+  bool capturable() const { return capturable_; }
+  /// Copies every group's hyper_keys() options into its device tensor (allocating it on
+  /// first use or after the parameters moved), stream-ordered on the device's current
+  /// stream, without a host sync. step() does this itself unless the stream is
+  /// capturing; call it before replaying a captured step. Error while capturing.
+  void upload_hyperparameters();
 
  protected:
   /// `defaults` holds every option key the optimizer knows with its default value.
@@ -108,6 +140,9 @@ class Optimizer {
   virtual void validate(const Options& options) const = 0;
   /// The per-parameter state names this optimizer may keep (checked by load_state_dict).
   virtual std::vector<std::string> state_keys() const = 0;
+  /// The options a capturable step reads from device memory, in the kernel's slot order
+  /// (kernels/optim_math.h); empty: no capturable step.
+  virtual std::vector<std::string> hyper_keys() const { return {}; }
 
   /// The state buffers of a parameter (created empty on first use).
   std::map<std::string, Tensor>& state_of(const Tensor& param);
@@ -121,6 +156,8 @@ class Optimizer {
   void require_unit_interval(const Options& o, const std::string& key) const;
   /// Value 0 or 1.
   void require_bool(const Options& o, const std::string& key) const;
+  /// "master_weights" and "stochastic_rounding" 0 / 1, "seed" -1 or an integer in [0, 2^53].
+  void require_low_precision(const Options& o) const;
 
   // ---- helpers for derived optimizers' step() ----------------------------------
   /// A group's parameters that have a gradient, all of one dtype on one device, with
@@ -132,6 +169,7 @@ class Optimizer {
     std::vector<Tensor> work;    ///< contiguous: params[i] itself unless it is strided
     std::vector<Tensor> grads;   ///< contiguous, dtype == params[i].dtype()
     std::vector<int64_t> sizes;  ///< numel of each
+    std::vector<uint32_t> ids;   ///< index of each in parameters() (stochastic rounding streams)
     std::vector<std::map<std::string, Tensor>*> states;
 
     int n() const { return static_cast<int>(params.size()); }
@@ -160,6 +198,23 @@ class Optimizer {
   /// Increments st["step"] (created at 0) and returns the new count.
   static double increment_step(std::map<std::string, Tensor>& st);
 
+  // ---- low precision and capturable helpers -----------------------------------------
+  /// float16 / bfloat16.
+  static bool is_low_precision(DType t);
+  /// With `on` and a 16-bit `param`: st["master"] (float32, created from the parameter)
+  /// and its data; otherwise drops any "master" and returns null.
+  static float* master_buffer(std::map<std::string, Tensor>& st, const Tensor& param, bool on);
+  /// The stochastic-rounding key of group g: its "seed", or the default generator's seed.
+  uint64_t rounding_seed(size_t g) const;
+  /// Capturable step, first thing: uploads the hyperparameters unless the parameters'
+  /// device's current stream is capturing.
+  void begin_capturable_step();
+  /// Group g's device hyperparameters (after begin_capturable_step / upload).
+  const double* hyper_data(size_t g) const;
+  /// st["step"] as a float32 scalar on `param`'s device (created at 0; a CPU float64
+  /// count is moved there), the counter a capturable kernel increments.
+  static float* step_counter(std::map<std::string, Tensor>& st, const Tensor& param);
+
  private:
   void check_options(const Options& options, const std::string& where) const;
   /// Fails naming two parameters (and their devices) that are not on the same device.
@@ -170,6 +225,11 @@ class Optimizer {
   Options defaults_;
   std::vector<ParamGroup> groups_;
   std::unordered_map<const TensorImpl*, std::map<std::string, Tensor>> state_;
+  bool capturable_ = false;
+  /// Per group, capturable mode: the host copy of the hyper options (kept alive for the
+  /// asynchronous upload) and the device tensor the kernels read.
+  std::vector<std::vector<double>> hyper_host_;
+  std::vector<Tensor> hyper_device_;
 };
 
 template <class T>

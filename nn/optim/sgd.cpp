@@ -20,7 +20,10 @@ Options SGDOptions::to_map() const {
           {"dampening", dampening},
           {"weight_decay", weight_decay},
           {"nesterov", nesterov ? 1.0 : 0.0},
-          {"maximize", maximize ? 1.0 : 0.0}};
+          {"maximize", maximize ? 1.0 : 0.0},
+          {"master_weights", master_weights ? 1.0 : 0.0},
+          {"stochastic_rounding", stochastic_rounding ? 1.0 : 0.0},
+          {"seed", seed}};
 }
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
@@ -36,6 +39,7 @@ void SGD::validate(const Options& o) const {
   require_non_negative(o, "weight_decay");
   require_bool(o, "nesterov");
   require_bool(o, "maximize");
+  require_low_precision(o);
   if (o.at("nesterov") != 0.0) {
     require(o, "momentum", o.at("momentum") > 0.0, "> 0 with nesterov = 1: Nesterov momentum requires a momentum");
     require(o, "dampening", o.at("dampening") == 0.0, "0 with nesterov = 1: Nesterov momentum requires zero dampening");
@@ -44,6 +48,8 @@ void SGD::validate(const Options& o) const {
 
 void SGD::step() {
   NoGradGuard no_grad;
+  const bool cap = capturable();
+  if (cap) begin_capturable_step();
   auto batches = prepare_step();
   for (size_t g = 0; g < batches.size(); ++g) {
     const Options& o = groups()[g].options;
@@ -53,13 +59,36 @@ void SGD::step() {
                              .weight_decay = o.at("weight_decay"),
                              .nesterov = o.at("nesterov") != 0.0,
                              .maximize = o.at("maximize") != 0.0};
+    const bool master_on = o.at("master_weights") != 0.0;
+    const bool sr = o.at("stochastic_rounding") != 0.0;
     for (const Batch& b : batches[g]) {
       std::vector<uint8_t> fresh(b.params.size(), 0);
-      if (h.momentum != 0.0)
-        for (size_t i = 0; i < b.params.size(); ++i) {
-          fresh[i] = b.states[i]->count("momentum_buffer") == 0;
-          buffer(*b.states[i], "momentum_buffer", b.params[i]);
+      std::vector<double> steps;
+      std::vector<float*> counters, masters(b.params.size(), nullptr);
+      for (size_t i = 0; i < b.params.size(); ++i) {
+        auto& st = *b.states[i];
+        if (h.momentum != 0.0) {
+          fresh[i] = st.count("momentum_buffer") == 0;
+          buffer(st, "momentum_buffer", b.params[i]);
         }
+        masters[i] = master_buffer(st, b.params[i], master_on);
+        if (sr) {  // the rounding stream's step
+          if (cap)
+            counters.push_back(step_counter(st, b.params[i]));
+          else
+            steps.push_back(increment_step(st));
+        }
+      }
+      kernels::cpu::StepExtras x;
+      x.master = masters.data();
+      x.stochastic_rounding = sr;
+      x.seed = sr ? rounding_seed(g) : 0;
+      x.tensor_ids = b.ids.data();
+      if (sr && !cap) x.sr_steps = steps.data();
+      if (cap) {
+        x.hyper = hyper_data(g);
+        if (sr) x.step_counts = counters.data();
+      }
       dispatch_floating(b.dtype, name(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         auto params = b.param_ptrs<T>();
@@ -69,12 +98,13 @@ void SGD::step() {
 #ifdef ZAE_WITH_CUDA
           cuda::DeviceGuard guard(b.device.index);
           kernels::cuda::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data(),
-                                     cuda::current_stream(b.device.index));
+                                     cuda::current_stream(b.device.index), x);
 #else
           ZAE_FAIL(name(), ": not implemented for device ", b.device, " in this build");
 #endif
         } else {
-          kernels::cpu::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data());
+          kernels::cpu::sgd_step<T>(h, b.n(), params.data(), grads.data(), bufs.data(), fresh.data(), b.sizes.data(),
+                                    x);
         }
       });
       finish(b);
