@@ -2,7 +2,13 @@
 // benchmarks/bench_models.h on CUDA device 0, float32 and bfloat16 autocast, for
 //   mlp at batch 256 and 4096, cnn at batch 256,
 // one step = zero_grad + forward + cross_entropy + backward + AdamW(lr 1e-3) step, the
-// loss never read back (no host sync inside a step, as in PyTorch's eager loop).
+// loss never read back (no host sync inside a step, as in PyTorch's eager loop), in two modes:
+//   eager  the step as written, every kernel launched from the host;
+//   graph  AdamW in capturable mode; after 3 warm-up steps on a side stream the whole step
+//          is captured once into a cuda::CudaGraph (engine/cuda/graph.h) with the gradients
+//          set to none before the capture (backward's first write assigns them, as in
+//          PyTorch's torch.cuda.graph recipe) and replayed per step, after
+//          upload_hyperparameters() (what a scheduler's lr change needs).
 // benchmarks/torch_cuda_train_step.py times the same steps in PyTorch in the same call and
 // prints the ratios.
 //
@@ -18,7 +24,7 @@
 // the program prints the losses and exits 1.
 //
 // Output: one "TRAIN <model> <batch> <precision> <mode> <ms/step> <peak MiB>" line per
-// configuration (mode: eager), then a table.
+// configuration and mode, then a table.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +36,8 @@
 
 #include "bench_models.h"
 #include "engine/autocast.h"
+#include "engine/cuda/graph.h"
+#include "engine/cuda/stream.h"
 #include "engine/cuda_memory.h"
 #include "engine/device.h"
 #include "engine/generator.h"
@@ -42,6 +50,7 @@ namespace {
 using namespace zae;
 
 struct Config {
+  bool graph = false;
   bool cnn = false;
   int64_t batch = 256;
   DType precision = DType::float32;  // float32 or bfloat16 (autocast)
@@ -79,6 +88,7 @@ Tensor train_step(Setup& s, DType precision) {
 }
 
 std::string name_of(const Config& c) { return c.cnn ? "cnn" : "mlp"; }
+const char* mode_name(const Config& c) { return c.graph ? "graph" : "eager"; }
 const char* precision_name(DType t) { return t == DType::bfloat16 ? "bf16" : "fp32"; }
 
 bool validate(Setup& s, const Config& c) {
@@ -101,29 +111,65 @@ struct Result {
   double peak_mib = 0;
 };
 
+// Times `step` (one training step) as the file comment says; returns the median ms/step.
+template <class Step>
+double time_steps(const Step& step, int steps) {
+  std::vector<double> rounds;
+  for (int round = 0; round < 5; ++round) {
+    cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    cuda::synchronize();
+    const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
+    rounds.push_back(dt.count() / steps);
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[rounds.size() / 2];
+}
+
 Result run(const Config& c, const Device& dev) {
   cuda::synchronize();
   cuda::reset_peak_memory_stats(dev.index);
   Result r{c};
   {
     Setup s = make_setup(c, dev);
+    if (c.graph) s.opt->set_capturable(true);
     if (!validate(s, c)) std::exit(1);
-    for (int i = 0; i < 5; ++i) train_step(s, c.precision);  // warm-up (allocator, cuBLASLt heuristics)
-    std::vector<double> rounds;
-    for (int round = 0; round < 5; ++round) {
-      cuda::synchronize();
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < c.steps; ++i) train_step(s, c.precision);
-      cuda::synchronize();
-      const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
-      rounds.push_back(dt.count() / c.steps);
+    if (!c.graph) {
+      for (int i = 0; i < 5; ++i) train_step(s, c.precision);  // warm-up (allocator, cuBLASLt heuristics)
+      r.ms = time_steps([&] { train_step(s, c.precision); }, c.steps);
+    } else {
+      cuda::CudaGraph graph(dev.index);
+      {
+        cuda::SideStream side(dev.index);
+        side.wait_for(cuda::current_stream(dev.index));
+        {
+          cuda::StreamGuard on_side(dev.index, side.get());
+          for (int i = 0; i < 3; ++i) train_step(s, c.precision);
+          s.opt->zero_grad(true);
+          graph.capture_begin();
+          Tensor loss;
+          {
+            autocast::Guard guard(c.precision);
+            loss = cross_entropy(s.model->forward(s.x), s.y);
+          }
+          loss.backward();
+          s.opt->step();
+          graph.capture_end();
+        }
+        side.join_into(cuda::current_stream(dev.index));
+      }
+      auto replay = [&] {
+        s.opt->upload_hyperparameters();
+        graph.replay();
+      };
+      for (int i = 0; i < 5; ++i) replay();
+      r.ms = time_steps(replay, c.steps);
     }
-    std::sort(rounds.begin(), rounds.end());
-    r.ms = rounds[rounds.size() / 2];
     r.peak_mib = static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1 << 20);
   }
-  std::printf("TRAIN %s %lld %s eager %.4f %.1f\n", name_of(c).c_str(), static_cast<long long>(c.batch),
-              precision_name(c.precision), r.ms, r.peak_mib);
+  std::printf("TRAIN %s %lld %s %s %.4f %.1f\n", name_of(c).c_str(), static_cast<long long>(c.batch),
+              precision_name(c.precision), mode_name(c), r.ms, r.peak_mib);
   std::fflush(stdout);
   return r;
 }
@@ -138,14 +184,22 @@ int main() {
   }
   const zae::Device dev = zae::Device::cuda(0);
   std::vector<Result> results;
-  for (zae::DType precision : {zae::DType::float32, zae::DType::bfloat16}) {
-    results.push_back(run({.cnn = false, .batch = 256, .precision = precision, .steps = 100}, dev));
-    results.push_back(run({.cnn = false, .batch = 4096, .precision = precision, .steps = 30}, dev));
-    results.push_back(run({.cnn = true, .batch = 256, .precision = precision, .steps = 50}, dev));
+  for (bool graph : {false, true}) {
+    for (zae::DType precision : {zae::DType::float32, zae::DType::bfloat16}) {
+      try {
+        results.push_back(run({.graph = graph, .cnn = false, .batch = 256, .precision = precision, .steps = 100}, dev));
+        results.push_back(run({.graph = graph, .cnn = false, .batch = 4096, .precision = precision, .steps = 30}, dev));
+        results.push_back(run({.graph = graph, .cnn = true, .batch = 256, .precision = precision, .steps = 50}, dev));
+      } catch (const std::exception& e) {
+        std::printf("FAILED %s %s: %s\n", graph ? "graph" : "eager", precision == zae::DType::bfloat16 ? "bf16" : "fp32",
+                    e.what());
+      }
+    }
   }
   std::printf("TABLE train step (ms, median of 5 rounds; peak MiB)\n");
   for (const Result& r : results)
-    std::printf("TABLE %-4s b%-5lld %-5s eager %9.4f ms %8.1f MiB\n", name_of(r.config).c_str(),
-                static_cast<long long>(r.config.batch), precision_name(r.config.precision), r.ms, r.peak_mib);
+    std::printf("TABLE %-4s b%-5lld %-5s %-5s %9.4f ms %8.1f MiB\n", name_of(r.config).c_str(),
+                static_cast<long long>(r.config.batch), precision_name(r.config.precision), mode_name(r.config), r.ms,
+                r.peak_mib);
   return 0;
 }

@@ -17,6 +17,16 @@
 // - record_stream(p, s): when p is freed, an event is recorded on every such other
 //   stream s and the block stays unusable until all of them have completed (polled
 //   at each allocation and by empty_cache()).
+// - Private pools (CUDA graph capture, engine/cuda/graph.h): between begin_capture(s, P)
+//   and end_capture(s), allocations on stream s are served from private pool P (P != 0)
+//   only: its segments are created for P and their blocks, freed or not, are never handed
+//   to an allocation outside P, so the memory a captured graph baked in stays reserved
+//   while the graph lives. release_pool(P) (the graph is gone) returns P's segments to
+//   the general cache of their stream and their fully-free segments to the backend.
+//   While any capture is underway the cache never calls the backend's raw_free or
+//   event_query (both illegal during capture): empty_cache() does nothing, pending
+//   events are not polled, an out-of-memory retry is skipped, and a block freed with
+//   record_stream uses is deferred until the last capture ends.
 // - When the backend is out of memory, every fully-free segment is returned and the
 //   backend is asked once more; then a zae::Error "CUDA out of memory on cuda:N: ..."
 //   names the request, what is allocated, reserved and what the backend reports free.
@@ -45,6 +55,8 @@ namespace zae::detail {
 using StreamId = uintptr_t;
 /// An opaque event handle created by a DeviceBackend.
 using EventId = uintptr_t;
+/// A private memory pool (graph capture); 0 is the general cache.
+using PoolId = uint64_t;
 
 /// Raw device memory and events for one device. Called with the cache's mutex held.
 class DeviceBackend {
@@ -78,6 +90,7 @@ struct SegmentInfo {
   size_t size = 0;
   StreamId stream = 0;
   bool small = false;  ///< belongs to the small pool
+  PoolId pool = 0;     ///< the private pool it was created for (0: the general cache)
   std::vector<BlockInfo> blocks;
 };
 
@@ -113,6 +126,20 @@ class BlockCache {
   /// Every segment with its blocks, ordered by base address.
   std::vector<SegmentInfo> snapshot() const;
 
+  // ---- private pools (graph capture; see the file comment) ----------------------
+  /// Serves allocations on `stream` from private pool `pool` (!= 0) until end_capture;
+  /// zae::Error when `pool` is 0 or `stream` is already capturing.
+  void begin_capture(StreamId stream, PoolId pool);
+  /// Ends begin_capture on `stream` (no-op when it is not capturing); the last capture
+  /// to end frees the deferred blocks. Never throws (a failing backend leaks a block).
+  void end_capture(StreamId stream) noexcept;
+  /// The graph that owned `pool` is gone: its segments join the general cache and the
+  /// fully-free ones go back to the backend (unless a capture is underway). zae::Error
+  /// when `pool` is 0 or a capture into it is underway.
+  void release_pool(PoolId pool);
+  /// Whether any stream is capturing.
+  bool capture_underway() const;
+
   /// `bytes` rounded up to a multiple of kMinBlock (at least kMinBlock).
   static size_t round_size(size_t bytes);
   /// The size of the segment created for a rounded request.
@@ -126,8 +153,10 @@ class BlockCache {
   using Pool = std::set<Block*, BlockOrder>;
 
   Pool& pool_of(bool small) { return small ? small_pool_ : large_pool_; }
-  Block* find_free_locked(size_t rounded, StreamId stream);
-  Block* new_segment_locked(size_t bytes, size_t rounded, StreamId stream);
+  Block* find_free_locked(size_t rounded, StreamId stream, PoolId pool);
+  Block* new_segment_locked(size_t bytes, size_t rounded, StreamId stream, PoolId pool);
+  std::vector<EventId> record_uses_locked(Block* block);
+  void release_locked(Block* block, const std::vector<EventId>& events);
   void* take_locked(Block* block, size_t rounded);
   void free_block_locked(Block* block);
   void process_events_locked();
@@ -141,6 +170,8 @@ class BlockCache {
   std::map<uintptr_t, Block*> segments_;        // base -> first block (it never changes)
   std::unordered_map<const void*, Block*> live_;  // allocated blocks by pointer
   std::deque<std::pair<EventId, Block*>> pending_;  // events a freed block waits for
+  std::unordered_map<StreamId, PoolId> captures_;   // capturing streams -> their private pool
+  std::vector<Block*> deferred_;  // freed during a capture with other streams' uses (still `allocated`)
   cuda::MemoryStats stats_;
 };
 

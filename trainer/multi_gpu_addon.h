@@ -215,6 +215,13 @@ struct MultiGPUAddon : AddOnBase {
     }
 
    protected:
+    std::string cuda_graph_blocker() override {
+      // DDP's bucket all-reduces start from backward's hooks and are waited on from the
+      // host with deadlines: a data parallel step stays eager.
+      if (in_job_) return "data parallel training (DDP's gradient all-reduce waits on the host)";
+      return Base::cuda_graph_blocker();
+    }
+
     bool loss_is_finite(double value) override {
       const bool finite = Base::loss_is_finite(value);
       if (!in_job_) return finite;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 
+#include "engine/autocast.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/ops/factory.h"
 #include "io/safetensors.h"
@@ -11,6 +12,21 @@
 #include "trainer/progress_display.h"
 
 namespace zae {
+
+namespace {
+
+// train_step's outputs must hold a one-element "loss" that requires grad.
+const Tensor& checked_loss(const StepOutput& out) {
+  ZAE_CHECK(out.contains("loss"), "train_step must return \"loss\" (it returned ", out.size(), " value(s)",
+            out.size() ? ", e.g. \"" + out.items().front().first + "\"" : std::string(), ")");
+  const Tensor& loss = out.at("loss");
+  ZAE_CHECK(loss.numel() == 1, "train_step: \"loss\" must hold one element, got shape ", shape_str(loss.shape()));
+  ZAE_CHECK(loss.requires_grad(), "train_step: \"loss\" does not require grad (was it computed under NoGradGuard "
+                                  "or from detached tensors?)");
+  return loss;
+}
+
+}  // namespace
 
 const char* mode_name(Mode m) { return m == Mode::train ? "train" : "test"; }
 
@@ -29,6 +45,8 @@ Trainer::Trainer(TrainerOptions options)
             options_.accumulate_grad_batches);
   ZAE_CHECK(options_.gradient_clip >= 0 && std::isfinite(options_.gradient_clip),
             "Trainer: gradient_clip must be a finite value >= 0, got ", options_.gradient_clip);
+  ZAE_CHECK(options_.cuda_graph_warmup_steps >= 1, "Trainer: cuda_graph_warmup_steps must be >= 1, got ",
+            options_.cuda_graph_warmup_steps);
   ZAE_CHECK(!options_.max_steps || *options_.max_steps >= 1, "Trainer: max_steps must be >= 1, got ",
             options_.max_steps.value_or(0));
   if (options_.early_stopping) {
@@ -51,6 +69,7 @@ nn::Module& Trainer::model() const {
 }
 
 void Trainer::set_model(std::shared_ptr<nn::Module> model) {
+  graph_step_.reset();  // a captured step uses the old parameters' memory
   options_.model = std::move(model);
   if (options_.model) options_.model->to(device());
 }
@@ -248,14 +267,15 @@ void Trainer::run_batch(const Batch& batch_in) {
   if (mode_ == Mode::train) {
     ZAE_CHECK(options_.optimizer != nullptr, "Trainer::run_batch: training needs an optimizer");
     model().train();
+    if (options_.cuda_graphs != CudaGraphs::off && run_graph_step(batch, out)) {
+      log_step(out);
+      progress_.update_step();
+      on_step_end();
+      return;
+    }
     if (accumulated_ == 0) options_.optimizer->zero_grad();
     out = train_step(batch);
-    ZAE_CHECK(out.contains("loss"), "train_step must return \"loss\" (it returned ", out.size(), " value(s)",
-              out.size() ? ", e.g. \"" + out.items().front().first + "\"" : std::string(), ")");
-    const Tensor& loss = out.at("loss");
-    ZAE_CHECK(loss.numel() == 1, "train_step: \"loss\" must hold one element, got shape ", shape_str(loss.shape()));
-    ZAE_CHECK(loss.requires_grad(), "train_step: \"loss\" does not require grad (was it computed under NoGradGuard "
-                                    "or from detached tensors?)");
+    const Tensor& loss = checked_loss(out);
     const double value = loss.item();
     if (!loss_is_finite(value)) {
       ZAE_CHECK(options_.on_nonfinite_loss == NonFiniteLoss::skip, "non-finite loss ", value,
@@ -287,7 +307,74 @@ bool Trainer::loss_is_finite(double value) { return std::isfinite(value); }
 
 void Trainer::optimizer_step() {
   if (options_.gradient_clip > 0) nn::clip_grad_norm_(model().parameters(), options_.gradient_clip);
-  options_.optimizer->step();
+  if (defer_step_bookkeeping_) {  // a graph step's body (maybe captured): no host work here
+    options_.optimizer->step();
+    return;
+  }
+  options_.optimizer->step();  // (a capturable optimizer uploads its hyperparameters itself here)
+  finish_optimizer_step();
+}
+
+std::string Trainer::cuda_graph_blocker() {
+  if (options_.accumulate_grad_batches > 1)
+    return "gradient accumulation (accumulate_grad_batches = " + std::to_string(options_.accumulate_grad_batches) +
+           ": the optimizer does not step every batch)";
+  if (options_.on_nonfinite_loss == NonFiniteLoss::skip)
+    return "on_nonfinite_loss = skip (the loss is read on the host before backward)";
+  if (autocast::enabled() && autocast::low_dtype() == DType::float16)
+    return "float16 autocast (loss scaling decides skipped steps on the host)";
+  if (options_.device.devices.size() > 1) return "training on several devices";
+  return {};
+}
+
+bool Trainer::run_graph_step(const Batch& batch, StepOutput& out) {
+  if (!graph_step_) {
+    std::string why;
+    auto backend = make_cuda_graph_backend(device(), &why);
+    graph_step_ = std::make_unique<CudaGraphStep>(options_.cuda_graphs, options_.cuda_graph_warmup_steps,
+                                                  std::move(backend), why, [this](const std::string& message) {
+                                                    if (verbose_) std::fprintf(stderr, "%s\n", message.c_str());
+                                                  });
+  }
+  optim::Optimizer& opt = *options_.optimizer;
+  CudaGraphStep::Hooks hooks;
+  hooks.prepare = [&opt]() -> std::string {
+    try {
+      opt.set_capturable(true);  // lr and step counts in device memory; an error where unsupported
+    } catch (const Error& e) {
+      return "the optimizer " + opt.name() + " cannot be captured (" + e.what() + ")";
+    }
+    return {};
+  };
+  hooks.before_step = [&opt] { opt.upload_hyperparameters(); };
+  hooks.body = [this, &opt](const Batch& b) {
+    opt.zero_grad();
+    StepOutput o = train_step(b);
+    backward(checked_loss(o));
+    defer_step_bookkeeping_ = true;
+    try {
+      optimizer_step();
+    } catch (...) {
+      defer_step_bookkeeping_ = false;
+      throw;
+    }
+    defer_step_bookkeeping_ = false;
+    return o;
+  };
+  auto result = graph_step_->try_run(batch, cuda_graph_blocker(), hooks);
+  if (!result) return false;
+  finish_optimizer_step();
+  out = std::move(result->out);
+  // The step has been applied already: a graph cannot stop half-way on a host decision.
+  const double value = out.at("loss").item();
+  ZAE_CHECK(loss_is_finite(value), "non-finite loss ", value, std::isfinite(value) ? " here, but not on another rank," : "",
+            " at epoch ", progress_.get_epoch(), ", step ", progress_.get_step(),
+            " (with CUDA graphs the step was already applied; set on_nonfinite_loss = NonFiniteLoss::skip to drop such "
+            "batches, which trains eagerly)");
+  return true;
+}
+
+void Trainer::finish_optimizer_step() {
   accumulated_ = 0;
   ++optimizer_steps_;
   if (options_.scheduler && options_.scheduler_step_on_batch) options_.scheduler->step();

@@ -27,6 +27,7 @@
 #include "nn/optim/optimizer.h"
 #include "nn/sched/scheduler.h"
 #include "trainer/addon.h"
+#include "trainer/cuda_graph_step.h"
 #include "trainer/progress_checker.h"
 #include "trainer/step_output.h"
 
@@ -75,6 +76,8 @@ struct TrainerOptions {
   std::optional<EarlyStopping> early_stopping;
   NonFiniteLoss on_nonfinite_loss = NonFiniteLoss::stop;
   std::optional<uint64_t> seed;                   ///< seeds the default generator (deterministic mode)
+  CudaGraphs cuda_graphs = CudaGraphs::automatic;  ///< whole train steps as CUDA graphs (trainer/cuda_graph_step.h)
+  int64_t cuda_graph_warmup_steps = 3;            ///< eager steps before the capture (>= 1)
 };
 
 /// Per-epoch logs: every value a step returned, by name (upstream log_train / log_test).
@@ -150,7 +153,10 @@ class Trainer {
   nn::Module& model() const;
   std::shared_ptr<nn::Module> model_ptr() const { return options_.model; }
   void set_model(std::shared_ptr<nn::Module> model);
-  void set_optimizer(std::shared_ptr<optim::Optimizer> optimizer) { options_.optimizer = std::move(optimizer); }
+  void set_optimizer(std::shared_ptr<optim::Optimizer> optimizer) {
+    graph_step_.reset();  // a captured step uses the old optimizer's state
+    options_.optimizer = std::move(optimizer);
+  }
   void set_scheduler(std::shared_ptr<sched::Scheduler> scheduler) { options_.scheduler = std::move(scheduler); }
   Device device() const { return options_.device.primary(); }
   ProgressChecker& progress() { return progress_; }
@@ -209,6 +215,8 @@ class Trainer {
   /// Whether this trainer prints (progress, epoch summaries, stop messages); data
   /// parallel ranks other than 0 do not.
   bool verbose() const { return verbose_; }
+  /// The CUDA graph policy (null before the first train batch, and with cuda_graphs = off).
+  const CudaGraphStep* cuda_graph_step() const { return graph_step_.get(); }
 
  protected:
   /// Used by add-on mixins: ignores the add-ons' options (each mixin picks its own).
@@ -220,6 +228,11 @@ class Trainer {
   /// Whether a train step's loss value counts as finite (on_nonfinite_loss); data
   /// parallel overrides it so that all ranks agree before any of them runs backward.
   virtual bool loss_is_finite(double value);
+  /// Why a train step cannot be captured as a CUDA graph now ("" = it can): gradient
+  /// accumulation, on_nonfinite_loss = skip, float16 autocast (loss scaling decides on the
+  /// host), several devices, an optimizer without a capturable mode. Add-ons whose hooks
+  /// read device values on the host mid-step override it (and call through).
+  virtual std::string cuda_graph_blocker();
   /// Ends an accumulation window without updating the parameters (mixed precision: a
   /// gradient overflowed); the step and epoch counters go on, optimizer_steps() does not.
   void skip_optimizer_step();
@@ -233,6 +246,10 @@ class Trainer {
  private:
   void check_scheduler_length(int64_t n_epoch, const DataLoader& loader) const;
   void update_early_stopping(bool validated);
+  /// Runs a train batch through the CUDA graph policy; false: run it eagerly instead.
+  bool run_graph_step(const Batch& batch, StepOutput& out);
+  /// The host bookkeeping after an optimizer step (counters, per-batch scheduler, max_steps).
+  void finish_optimizer_step();
 
   TrainerOptions options_;
   Mode mode_;
@@ -258,6 +275,8 @@ class Trainer {
   double early_best_ = 0;
   int64_t early_bad_epochs_ = 0;
   std::unique_ptr<ProgressDisplay> display_;
+  std::unique_ptr<CudaGraphStep> graph_step_;
+  bool defer_step_bookkeeping_ = false;  // inside a graph step's body: run_graph_step finishes it
 };
 
 }  // namespace zae

@@ -35,7 +35,12 @@ class CudaBackend final : public detail::DeviceBackend {
   void* raw_alloc(size_t bytes) override {
     DeviceGuard guard(device_);
     void* p = nullptr;
+    // A segment for a private pool may be needed in the middle of a graph capture, where
+    // the thread's capture mode forbids cudaMalloc: relax it for this call only.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     cudaError_t err = cudaMalloc(&p, bytes);
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();  // not sticky: clear it so later checks do not see it
       return nullptr;
@@ -153,6 +158,27 @@ Allocator& caching_allocator(int device) {
 void record_stream(const void* ptr, int device, cudaStream_t stream) {
   check_device("cuda::record_stream", device);
   device_cache(device).record_stream(ptr, reinterpret_cast<StreamId>(stream));
+}
+
+uint64_t graph_pool_handle() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void begin_allocate_to_pool(int device, cudaStream_t stream, uint64_t pool) {
+  check_device("cuda::begin_allocate_to_pool", device);
+  device_cache(device).begin_capture(reinterpret_cast<StreamId>(stream), pool);
+}
+
+void end_allocate_to_pool(int device, cudaStream_t stream) noexcept {
+  if (device < 0 || device >= kMaxDevices) return;
+  if (BlockCache* cache = g_caches[static_cast<size_t>(device)].load(std::memory_order_acquire))
+    cache->end_capture(reinterpret_cast<StreamId>(stream));
+}
+
+void release_pool(int device, uint64_t pool) {
+  check_device("cuda::release_pool", device);
+  device_cache(device).release_pool(pool);
 }
 
 MemoryStats memory_stats(int device) {

@@ -7,6 +7,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "engine/allocator.h"
 
 namespace zae::cuda {
@@ -21,5 +23,17 @@ Allocator& caching_allocator(int device);
 /// work queued there up to the free has completed. zae::Error when `ptr` is not a live
 /// allocation of that device; recording the allocating stream itself does nothing.
 void record_stream(const void* ptr, int device, cudaStream_t stream);
+
+// ---- private pools for graph capture (engine/cuda/graph.h, policy in device_cache.h) ----
+/// A fresh private pool id (never 0, never returned twice in this process).
+uint64_t graph_pool_handle();
+/// Serves device `device`'s allocations on `stream` from private pool `pool` until
+/// end_allocate_to_pool; zae::Error when the stream is already capturing.
+void begin_allocate_to_pool(int device, cudaStream_t stream, uint64_t pool);
+/// Ends begin_allocate_to_pool (never throws).
+void end_allocate_to_pool(int device, cudaStream_t stream) noexcept;
+/// The graph owning `pool` is gone: its memory returns to the general cache (fully-free
+/// segments to the driver). Call it only when no replay using the pool is in flight.
+void release_pool(int device, uint64_t pool);
 
 }  // namespace zae::cuda
