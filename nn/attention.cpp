@@ -38,14 +38,24 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   auto heads = [&](const Tensor& z) { return z.reshape({b, t, nh, hd}).transpose(1, 2); };  // (B, nh, T, hd)
   Tensor q = heads(parts[0]), k = heads(parts[1]), v = heads(parts[2]);
 
-  Tensor att = mul(matmul(q, k.transpose(-2, -1)), 1.0 / std::sqrt(static_cast<double>(hd)));  // (B, nh, T, T)
-  // Key position j is hidden from query position i when j > i.
-  Tensor pos = arange(t, {.dtype = DType::int64, .device = x.device()});
-  Tensor future = gt(pos.unsqueeze(0), pos.unsqueeze(1));  // (T, T) bool
-  att = masked_fill(att, future, -std::numeric_limits<double>::infinity());
-  att = softmax(att, -1);
-  att = attn_dropout_->forward(att);
-  Tensor y = matmul(att, v);                 // (B, nh, T, hd)
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Tensor y;  // (B, nh, T, hd)
+  // The CUDA kernels cover float32 / bfloat16 / float16 and head dims up to 128.
+  const bool fused_kernel = x.device().is_cpu() || (hd <= 128 && x.dtype() != DType::float64);
+  if (fused_kernel && (opts_.dropout == 0.0 || !is_training())) {
+    // Fused flash attention: no (T, T) matrix is materialised.
+    y = scaled_dot_product_attention(q, k, v, {.causal = true, .scale = scale});
+  } else {
+    // Dropout on the attention weights needs them explicitly: the composed path.
+    Tensor att = mul(matmul(q, k.transpose(-2, -1)), scale);  // (B, nh, T, T)
+    // Key position j is hidden from query position i when j > i.
+    Tensor pos = arange(t, {.dtype = DType::int64, .device = x.device()});
+    Tensor future = gt(pos.unsqueeze(0), pos.unsqueeze(1));  // (T, T) bool
+    att = masked_fill(att, future, -std::numeric_limits<double>::infinity());
+    att = softmax(att, -1);
+    att = attn_dropout_->forward(att);
+    y = matmul(att, v);
+  }
   y = y.transpose(1, 2).reshape({b, t, c});  // (B, T, C)
   return resid_dropout_->forward(c_proj_->forward(y));
 }

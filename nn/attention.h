@@ -1,9 +1,11 @@
-// CausalSelfAttention: GPT-2's multi-head masked self-attention block, written
-// with plain ops (a fused kernel comes later). For x (B, T, C):
+// CausalSelfAttention: GPT-2's multi-head masked self-attention block. For x (B, T, C):
 //   q, k, v = split(c_attn(x), C, dim=2)            each (B, T, C)
 //   q, k, v -> (B, nh, T, hd)                        hd = C / nh
 //   att = softmax(masked_fill(q k^T / sqrt(hd), j > i, -inf)) ; attn_dropout(att)
 //   y = c_proj(merge_heads(att v)) ; resid_dropout(y)
+// The attention itself is the fused scaled_dot_product_attention (engine/ops/nn.h)
+// whenever attention dropout does not apply (dropout == 0 or eval mode); with dropout
+// in training it is composed from matmul, masked_fill, softmax, dropout and matmul.
 // Children, in order: c_attn = Linear(C, 3C), c_proj = Linear(C, C),
 // attn_dropout and resid_dropout = Dropout(dropout); state-dict keys
 // c_attn.weight, c_attn.bias, c_proj.weight, c_proj.bias (nanoGPT's names).

@@ -1,6 +1,6 @@
 // GPT2: the model of nn/gpt2.h from the engine's modules (Embedding, LayerNorm,
 // CausalSelfAttention, Linear, GELU, Dropout), its GPT-2 initialisation, the loss and
-// autoregressive sampling. The Hugging Face safetensors conversion is in gpt2_hf.cpp.
+// autoregressive sampling. The Hugging Face safetensors conversion is in io/gpt2_safetensors.h.
 // Invariants: the module tree is nanoGPT's, so the dotted parameter names are its
 // state-dict keys: "transformer" is a ModuleDict {wte, wpe, drop, h, ln_f}, each h.<i> a
 // Block {ln_1, attn, ln_2, mlp}, each mlp an MLP {c_fc, gelu, c_proj, dropout}. The
@@ -65,10 +65,12 @@ class Block : public Layer {
     mlp_ = register_module("mlp", std::make_shared<MLP>(c.n_embd, c.dropout));
   }
   Tensor forward(const Tensor& x) override {  // (B, T, C) -> (B, T, C)
-    Tensor h = x + attn_->forward(ln_1_->forward(x));
-    return h + mlp_->forward(ln_2_->forward(h));
+    AddLayerNormResult h = ln_2_->forward_add(x, attn_->forward(ln_1_->forward(x)));  // h.sum = x + attn(...)
+    return h.sum + mlp_->forward(h.out);
   }
+  const std::shared_ptr<LayerNorm>& ln_1() const { return ln_1_; }
   const std::shared_ptr<CausalSelfAttention>& attn() const { return attn_; }
+  const std::shared_ptr<LayerNorm>& ln_2() const { return ln_2_; }
   const std::shared_ptr<MLP>& mlp() const { return mlp_; }
 
  private:
@@ -202,7 +204,7 @@ GPT2::GPT2(const GPT2Config& config) : Layer("GPT2"), config_(config) {
   }
 }
 
-Tensor GPT2::forward(const Tensor& idx) {
+Tensor GPT2::hidden_states(const Tensor& idx) {
   ZAE_CHECK(idx.defined(), "GPT2: undefined input");
   ZAE_CHECK(idx.dim() == 2, "GPT2: expected token ids of shape (B, T), got shape ", shape_str(idx.shape()));
   ZAE_CHECK(idx.dtype() == DType::int64 || idx.dtype() == DType::int32, "GPT2: token ids must be int64 (or int32), got ",
@@ -214,9 +216,23 @@ Tensor GPT2::forward(const Tensor& idx) {
   const Parts& p = *parts_;
   Tensor pos = arange(t, {.dtype = DType::int64, .device = idx.device()});  // (T)
   Tensor x = p.drop->forward(p.wte->forward(idx) + p.wpe->forward(pos));   // (B, T, C)
-  for (const auto& block : p.h) x = block->forward(x);
-  x = p.ln_f->forward(x);
-  return linear(x, p.wte->weight());  // (B, T, V): the head is wte
+  // The blocks of Block::forward, with every residual add fused into the LayerNorm that
+  // follows it (ln_2 of the same block, ln_1 of the next, ln_f after the last): the
+  // residual stream x and the normalised a come out of one kernel each time.
+  Tensor a = p.h.front()->ln_1()->forward(x);
+  for (size_t i = 0; i < p.h.size(); ++i) {
+    const Block& block = *p.h[i];
+    AddLayerNormResult mid = block.ln_2()->forward_add(x, block.attn()->forward(a));
+    LayerNorm& next = i + 1 < p.h.size() ? *p.h[i + 1]->ln_1() : *p.ln_f;
+    AddLayerNormResult end = next.forward_add(mid.sum, block.mlp()->forward(mid.out));
+    x = end.sum;
+    a = end.out;
+  }
+  return a;  // ln_f(x), (B, T, C)
+}
+
+Tensor GPT2::forward(const Tensor& idx) {
+  return linear(hidden_states(idx), parts_->wte->weight());  // (B, T, V): the head is wte
 }
 
 Tensor GPT2::loss(const Tensor& idx, const Tensor& targets) {
@@ -224,10 +240,12 @@ Tensor GPT2::loss(const Tensor& idx, const Tensor& targets) {
   ZAE_CHECK(idx.defined() && targets.shape() == idx.shape(), "GPT2::loss: targets of shape ",
             shape_str(targets.shape()), " do not match idx of shape ",
             idx.defined() ? shape_str(idx.shape()) : std::string("(undefined)"));
-  Tensor logits = forward(idx);  // (B, T, V)
+  Tensor x = hidden_states(idx);  // (B, T, C)
   const int64_t n = idx.numel();
-  // nanoGPT's ignore_index: a target of -1 does not count.
-  return cross_entropy(logits.reshape({n, config_.vocab_size}), targets.reshape({n}), {.ignore_index = -1});
+  // The tied head and the loss fused in chunks of rows (engine/ops/linear_cross_entropy.cpp):
+  // the (B, T, V) logits are never stored. nanoGPT's ignore_index: a target of -1 does not count.
+  return linear_cross_entropy(x.reshape({n, config_.n_embd}), parts_->wte->weight(), Tensor(), targets.reshape({n}),
+                              {.ignore_index = -1});
 }
 
 Tensor GPT2::generate(const Tensor& idx, int64_t max_new_tokens, double temperature, int64_t top_k, Generator* gen) {

@@ -46,8 +46,11 @@ class GPT2 : public Layer {
   /// idx (B, T) int64 -> logits (B, T, vocab_size).
   Tensor forward(const Tensor& idx) override;
   /// Mean cross-entropy of forward(idx) against targets (B, T) int64; targets of -1 are
-  /// ignored (nanoGPT's ignore_index).
+  /// ignored (nanoGPT's ignore_index). The head and the loss run fused in chunks of rows
+  /// (linear_cross_entropy), so the (B, T, V) logits are never stored.
   Tensor loss(const Tensor& idx, const Tensor& targets);
+  /// The final hidden states ln_f(x) (B, T, n_embd) of idx (B, T): forward without the head.
+  Tensor hidden_states(const Tensor& idx);
   /// Autoregressive sampling: appends max_new_tokens tokens to idx (B, T0) (cropping the
   /// context to block_size), softmax(logits / temperature), top_k > 0 keeps the k largest;
   /// temperature 0 = greedy. No graph is recorded.

@@ -99,6 +99,10 @@ void LayerNorm::reset_parameters() {
 
 Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, opts_.normalized_shape, weight_, bias_, opts_.eps); }
 
+AddLayerNormResult LayerNorm::forward_add(const Tensor& x, const Tensor& residual) {
+  return add_layer_norm(x, residual, opts_.normalized_shape, weight_, bias_, opts_.eps);
+}
+
 std::string LayerNorm::extra_repr() const {
   std::string shape = "(";
   for (size_t i = 0; i < opts_.normalized_shape.size(); ++i)

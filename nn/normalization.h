@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/ops/nn.h"
 #include "nn/module.h"
 
 namespace zae::nn {
@@ -95,6 +96,9 @@ class LayerNorm : public Layer {
   explicit LayerNorm(int64_t normalized_size) : LayerNorm(Options{.normalized_shape = {normalized_size}}) {}
 
   Tensor forward(const Tensor& x) override;
+  /// The residual add before this norm, fused with it (engine's add_layer_norm): returns
+  /// {sum = x + residual, out = forward(sum)} from one kernel; gradients flow into both.
+  AddLayerNormResult forward_add(const Tensor& x, const Tensor& residual);
   std::string extra_repr() const override;
   /// weight = 1, bias = 0.
   void reset_parameters();

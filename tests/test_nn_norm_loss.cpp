@@ -251,6 +251,23 @@ std::vector<std::string> keys(const StateDict& sd) {
   return out;
 }
 
+TEST(NormModules, LayerNormForwardAddIsTheAddThenTheNorm) {
+  manual_seed(5);
+  nn::LayerNorm ln({.normalized_shape = {6}, .eps = 1e-6});
+  {
+    NoGradGuard no_grad;
+    Tensor w = ln.weight(), b = ln.bias();  // handles to the parameters
+    w.copy_(randn({6}));
+    b.copy_(randn({6}));
+  }
+  Tensor x = randn({3, 6}), r = randn({3, 6});
+  AddLayerNormResult fused = ln.forward_add(x, r);
+  Tensor sum = x + r;
+  Tensor out = ln.forward(sum);
+  expect_close(fused.sum, sum.to_vector<double>(), 0, 0);
+  expect_close(fused.out, out.to_vector<double>(), 1e-6, 1e-7);
+}
+
 TEST(NormModules, PrintLikePyTorch) {
   EXPECT_EQ(nn::BatchNorm2d(64).str(),
             "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");

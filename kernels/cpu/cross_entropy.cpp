@@ -1,11 +1,17 @@
+// CPU cross-entropy (contract in cross_entropy.h). The per-logit exp is vec::exp_of
+// (kernels/cpu/vec_math.h: branch-free, vectorized for float, <= 1 ulp); the row max and
+// the row sum of exps run over kLanes interleaved partial results combined in a fixed
+// order, so they vectorize and the result does not depend on -march.
 #include "kernels/cpu/cross_entropy.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace zae::kernels::cpu {
 
@@ -20,14 +26,27 @@ A weight_total(const T* weight, int64_t classes) {
   return total;
 }
 
-// logsumexp of one row x (C) in A; a row whose max is infinite is not shifted.
+constexpr int64_t kLanes = 16;  // partial maxima / sums per row (one AVX-512 register of floats)
+
+// logsumexp of one row x (C) in A; a row whose max is infinite is not shifted. NaN logits
+// are skipped by the max and make the sum NaN.
 template <class T, class A = acc_t<T>>
 A row_logsumexp(const T* x, int64_t classes) {
+  const int64_t body = classes - classes % kLanes;
+  std::array<A, kLanes> lane;
+  lane.fill(-std::numeric_limits<A>::infinity());
+  for (int64_t c = 0; c < body; c += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = std::max(lane[l], static_cast<A>(x[c + l]));
   A m = -std::numeric_limits<A>::infinity();
-  for (int64_t c = 0; c < classes; ++c) m = std::max(m, static_cast<A>(x[c]));
+  for (int64_t l = 0; l < kLanes; ++l) m = std::max(m, lane[l]);
+  for (int64_t c = body; c < classes; ++c) m = std::max(m, static_cast<A>(x[c]));
   const A shift = std::isfinite(m) ? m : A(0);
+  lane.fill(A(0));
+  for (int64_t c = 0; c < body; c += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] += vec::exp_of(static_cast<A>(x[c + l]) - shift);
   A s = 0;
-  for (int64_t c = 0; c < classes; ++c) s += std::exp(static_cast<A>(x[c]) - shift);
+  for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
+  for (int64_t c = body; c < classes; ++c) s += vec::exp_of(static_cast<A>(x[c]) - shift);
   return shift + std::log(s);
 }
 
@@ -97,12 +116,17 @@ void cross_entropy_backward(const T* logits, const I* target, const T* weight, c
       const A target_coef = (A(1) - eps) * wt;
       const A p_coef = target_coef + smooth_coef * total;  // weight of p_j
       const A l = lse[r];
-      for (int64_t j = 0; j < classes; ++j) {
-        const A wj = weight != nullptr ? static_cast<A>(weight[j]) : A(1);
-        A v = std::exp(static_cast<A>(x[j]) - l) * p_coef - smooth_coef * wj;
-        if (j == t) v -= target_coef;
-        d[j] = T(g * v);
+      // d_j = g (p_j p_coef - smooth_coef w_j - [j == t] target_coef), p_j = exp(x_j - l);
+      // the loops carry no branch (they vectorize), the target's entry is fixed after.
+      if (weight != nullptr) {
+        for (int64_t j = 0; j < classes; ++j)
+          d[j] = T(g * (vec::exp_of(static_cast<A>(x[j]) - l) * p_coef - smooth_coef * static_cast<A>(weight[j])));
+      } else {
+        for (int64_t j = 0; j < classes; ++j)
+          d[j] = T(g * (vec::exp_of(static_cast<A>(x[j]) - l) * p_coef - smooth_coef));
       }
+      const A wt_smooth = weight != nullptr ? static_cast<A>(weight[t]) : A(1);
+      d[t] = T(g * (vec::exp_of(static_cast<A>(x[t]) - l) * p_coef - smooth_coef * wt_smooth - target_coef));
     }
   });
 }

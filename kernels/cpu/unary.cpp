@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/elementwise_runs.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/numeric.h"
 
 namespace zae::kernels::cpu {
@@ -38,6 +39,11 @@ void run_unary(const StridedIter<2>& it, T* out, const T* a, int64_t grain, F f)
 }
 
 // ---- functors on the compute type A ---------------------------------------------------
+
+// tanh in A: for float the vectorizable vec::tanh_f32 (<= 3 ulp, kernels/cpu/vec_math.h;
+// libm's tanhf is a call per element), which kernels/simt/math.h's host tanh also uses, so
+// the CUDA functors emulated on the host stay bit-identical to these twins.
+using vec::tanh_of;
 
 struct Neg {
   template <class A>
@@ -107,7 +113,7 @@ struct Cos {
 struct Tanh {
   template <class A>
   A operator()(A x) const {
-    return std::tanh(x);
+    return tanh_of(x);
   }
 };
 struct Sigmoid {
@@ -140,7 +146,7 @@ struct GeluTanh {
   template <class A>
   A operator()(A x) const {
     A inner = kGeluK<A> * (x + kGeluC<A> * x * x * x);
-    return A(0.5) * x * (A(1) + std::tanh(inner));
+    return A(0.5) * x * (A(1) + tanh_of(inner));
   }
 };
 // d gelu / dx = Phi(x) + x * phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
@@ -158,7 +164,7 @@ struct GeluGrad {
 struct GeluTanhGrad {
   template <class A>
   A operator()(A x) const {
-    A t = std::tanh(kGeluK<A> * (x + kGeluC<A> * x * x * x));
+    A t = tanh_of(kGeluK<A> * (x + kGeluC<A> * x * x * x));
     A d_inner = kGeluK<A> * (A(1) + A(3) * kGeluC<A> * x * x);
     return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * d_inner;
   }
