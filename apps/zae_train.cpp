@@ -22,6 +22,8 @@ void usage(FILE* out) {
                "          --model mlp|cnn (mlp)  --epochs N (10)  --batch-size N (128)  --lr X (1e-3)\n"
                "          --device auto|cpu|cuda[:i] (auto)  --seed N (0)  --workers N (0)  --no-bar\n"
                "          --limit-train N  --limit-test N (use the first N images; 0 = all)\n"
+               "          --target-accuracy X  stop after the first epoch whose test accuracy reaches X (e.g. 0.91)\n"
+               "                          and print the wall time to it\n"
                "          --save-dir DIR  checkpoints: DIR/last.ckpt (every epoch, and on SIGINT/SIGTERM) and the\n"
                "                          best epoch by test accuracy, DIR/best-epoch<E>.<format>\n"
                "          --save-format ckpt|safetensors (ckpt)  the best-epoch file: full state or weights only\n"
@@ -35,6 +37,7 @@ void usage(FILE* out) {
                "          --device auto|cpu|cuda[:i]  --precision auto|bf16|fp16|fp32 (fp32)  --seed N  --workers N  --no-bar\n"
                "          --init-from HF_MODEL.safetensors  --save-dir DIR  --save-every-steps N  --resume last|PATH\n"
                "          --zero  shard AdamW's state across the ranks of a zae-launch job (ZeRO-1)\n"
+               "          --recompute-gelu  recompute the MLP's GELU input in backward (less memory, one more GEMM)\n"
                "          --sample N  --temperature X (1)  --top-k K (40)   (plus the logger flags above)\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
                "          --steps N (300)  --lr X (0.5)  --hidden N (32)  --seed N (0)\n",
@@ -58,6 +61,7 @@ int run_fashion_mnist(int argc, char** argv) {
     else if (a == "--workers") opts.num_workers = std::stoi(value());
     else if (a == "--limit-train") opts.limit_train = std::stoll(value());
     else if (a == "--limit-test") opts.limit_test = std::stoll(value());
+    else if (a == "--target-accuracy") opts.target_accuracy = std::stod(value());
     else if (a == "--data") opts.data_root = value();
     else if (a == "--save-dir") opts.save_dir = value();
     else if (a == "--save-format") opts.save_format = value();
@@ -98,6 +102,7 @@ int run_gpt2(int argc, char** argv) {
     else if (a == "--workers") o.num_workers = std::stoi(value());
     else if (a == "--no-bar") o.log_bar = false;
     else if (a == "--zero") o.zero = true;
+    else if (a == "--recompute-gelu") o.recompute_gelu = true;
     else if (a == "--init-from") o.init_from = value();
     else if (a == "--save-dir") o.save_dir = value();
     else if (a == "--save-every-steps") o.save_every_steps = std::stoll(value());

@@ -39,11 +39,24 @@ class ClassifierTrainer : public Base {
   }
   Metrics metric_on_epoch_end() override {
     if (this->mode() != Mode::test || seen_ == 0) return {};
-    Metrics m{{"accuracy", correct_ / static_cast<double>(seen_)}};
+    const double accuracy = correct_ / static_cast<double>(seen_);
+    Metrics m{{"accuracy", accuracy}};
     correct_ = 0;
     seen_ = 0;
+    if (target_accuracy_ > 0 && accuracy >= target_accuracy_ && seconds_to_target_ < 0) {
+      seconds_to_target_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      this->request_stop("test accuracy " + std::to_string(accuracy) + " reached the target " +
+                         std::to_string(target_accuracy_));
+    }
     return m;
   }
+  /// Stop after the first epoch whose test accuracy reaches `target` (0: never); the clock
+  /// for seconds_to_target() starts now.
+  void set_target_accuracy(double target) {
+    target_accuracy_ = target;
+    start_ = std::chrono::steady_clock::now();
+  }
+  double seconds_to_target() const { return seconds_to_target_; }
   void on_epoch_end(int64_t epoch) override {
     Base::on_epoch_end(epoch);
     if (this->mode() == Mode::train) ++epochs_closed_;
@@ -56,6 +69,9 @@ class ClassifierTrainer : public Base {
   double correct_ = 0;
   int64_t seen_ = 0;
   int64_t epochs_closed_ = 0;
+  double target_accuracy_ = 0;
+  double seconds_to_target_ = -1;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
 using PlainTrainer = ClassifierTrainer<Trainer::add_on<MetricLoggersAddon, SignalHandlerAddon>>;
@@ -68,6 +84,7 @@ FashionMnistResult train(const FashionMnistOptions& o, const TrainerOptions& top
                          DataLoader& test_loader, const AddOnOptions&... addon_options) {
   T trainer(topts, addon_options...);
   auto start = std::chrono::steady_clock::now();
+  trainer.set_target_accuracy(o.target_accuracy);
   trainer.run(o.epochs, train_loader, &test_loader);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -93,6 +110,15 @@ FashionMnistResult train(const FashionMnistOptions& o, const TrainerOptions& top
     std::printf("time per epoch (train + test): %.1f s\n", r.seconds_per_epoch);
   }
   std::printf("test accuracy: %.1f%%\n", 100.0 * r.test_accuracy);
+  if (o.target_accuracy > 0) {
+    r.seconds_to_target = trainer.seconds_to_target();
+    if (r.seconds_to_target >= 0)
+      std::printf("reached %.1f%% test accuracy after %lld epoch(s), %.2f s\n", 100.0 * o.target_accuracy,
+                  static_cast<long long>(r.epochs_run), r.seconds_to_target);
+    else
+      std::printf("did not reach %.1f%% test accuracy in %lld epoch(s)\n", 100.0 * o.target_accuracy,
+                  static_cast<long long>(r.epochs_run));
+  }
   if constexpr (std::is_same_v<T, CheckpointingTrainer>) {
     const StateManager& sm = trainer.state_manager();
     std::printf("checkpoints: %s", sm.last_path().c_str());
@@ -138,6 +164,8 @@ FashionMnistResult run_fashion_mnist(const FashionMnistOptions& o) {
   ZAE_CHECK(o.batch_size >= 1, "fashion-mnist: --batch-size must be >= 1, got ", o.batch_size);
   ZAE_CHECK(o.lr > 0, "fashion-mnist: --lr must be > 0, got ", o.lr);
   ZAE_CHECK(o.save_every_steps >= 0, "fashion-mnist: --save-every-steps must be >= 0, got ", o.save_every_steps);
+  ZAE_CHECK(o.target_accuracy >= 0 && o.target_accuracy <= 1, "fashion-mnist: --target-accuracy must be in [0, 1] "
+            "(a fraction, 0 = off), got ", o.target_accuracy);
   const bool checkpoints = !o.save_dir.empty();
   ZAE_CHECK(checkpoints || o.resume.empty(), "fashion-mnist: --resume ", o.resume,
             " needs --save-dir (the directory the resumed run keeps saving to)");

@@ -38,6 +38,7 @@ struct FashionMnistOptions {
   std::string save_format;    ///< best-epoch files: "ckpt" (default when empty) or "safetensors"; needs save_dir
   std::string resume;         ///< "last" or a .ckpt path (empty: start fresh); needs save_dir
   int64_t save_every_steps = 0;  ///< > 0: also write last.ckpt every N optimizer steps; needs save_dir
+  double target_accuracy = 0;    ///< in (0, 1]: stop after the first epoch whose test accuracy reaches it (0: off)
   LoggerFlags loggers;           ///< --wandb, --tensorboard, --mlflow, --csv, --jsonl (any combination)
 };
 
@@ -47,6 +48,9 @@ struct FashionMnistResult {
   double seconds_per_epoch = 0;  ///< of the epochs this call ran (0 when it ran none)
   int64_t epochs_run = 0;        ///< epochs trained by this call (fewer than `epochs` after a resume)
   std::string resumed_from;      ///< the checkpoint resumed from, or empty
+  /// With target_accuracy: seconds from the start of training to the end of the first epoch
+  /// whose test accuracy reached it (-1: not reached).
+  double seconds_to_target = -1;
 };
 
 /// "mlp": 784-512-256-10 with ReLU; "cnn": conv32-pool-conv64-pool-fc128-fc10.
