@@ -152,6 +152,22 @@ TEST_F(MultiGpuAddonTest, SpawnedWorkersTrainLikeOneProcessOnTheConcatenatedBatc
   EXPECT_EQ(logged, r[0].losses) << "rows logged by more than one rank, or not the averaged losses";
 }
 
+TEST_F(MultiGpuAddonTest, DataParallelStepsStayEagerWithCudaGraphsOn) {
+  // A graph backend that fails on any use is installed in every rank: the job only passes
+  // when MultiGPUAddon's cuda_graph_blocker keeps every step eager, and rank 0 says why once.
+  const std::string graphs = out_dir("graphs"), plain = out_dir("plain");
+  ASSERT_EQ(run(child(graphs, {"devices=2", "batch=4", "epochs=2", "graphs=1"})), 0) << err_;
+  const std::string notice = "data parallel training";
+  size_t notices = 0;
+  for (size_t p = err_.find(notice); p != std::string::npos; p = err_.find(notice, p + 1)) ++notices;
+  EXPECT_EQ(notices, 1u) << err_;
+  ASSERT_EQ(run(child(plain, {"devices=2", "batch=4", "epochs=2"})), 0) << err_;
+  RankFile a, b;
+  ASSERT_TRUE(read_rank(graphs + "/rank0.txt", a));
+  ASSERT_TRUE(read_rank(plain + "/rank0.txt", b));
+  EXPECT_EQ(a.params, b.params) << "cuda_graphs = on changed an eager data parallel job";
+}
+
 TEST_F(MultiGpuAddonTest, ShuffledShardsCoverEveryRowAndChangeEveryEpoch) {
   const std::string d = out_dir("shuffled");
   ASSERT_EQ(run(child(d, {"devices=2", "batch=4", "epochs=2", "shuffle=1"})), 0) << err_;

@@ -21,7 +21,8 @@
 // StateManagerAddon saves <out>/ckpt/last.ckpt every epoch (and on SIGINT/SIGTERM, through
 // the SignalHandlerAddon); resume=last continues from it. sleep_ms: each train step sleeps
 // first (so that a signal lands mid-epoch); each rank writes its pid to <out>/pid<R> at its
-// first step.
+// first step. graphs=1: cuda_graphs = on with a graph backend that fails any use, and
+// on_nonfinite_loss = stop, so that only MultiGPUAddon's blocker keeps the steps eager.
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -148,6 +150,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (get(kv, "graphs", 0) != 0) {
+      // Data parallel steps must never reach a graph backend: this one fails the job if used.
+      struct FailingBackend : GraphBackend {
+        void warmup(const std::function<void()>&) override { ZAE_FAIL("graph backend used in a data parallel job"); }
+        void capture(const std::function<void()>&) override { ZAE_FAIL("graph backend used in a data parallel job"); }
+        void replay() override { ZAE_FAIL("graph backend used in a data parallel job"); }
+        void reset() noexcept override {}
+      };
+      set_graph_backend_factory_for_testing(
+          [](Device, std::string*) -> std::unique_ptr<GraphBackend> { return std::make_unique<FailingBackend>(); });
+    }
     const int64_t samples = get(kv, "samples", 48);
     Generator gen(3);
     Tensor x = randn({samples, 3}, {}, &gen);  // (N, 3)
@@ -173,7 +186,8 @@ int main(int argc, char** argv) {
     options.optimizer = opt;
     options.log_bar = false;
     options.accumulate_grad_batches = get(kv, "accumulate", 1);
-    options.on_nonfinite_loss = NonFiniteLoss::skip;
+    options.on_nonfinite_loss = get(kv, "graphs", 0) != 0 ? NonFiniteLoss::stop : NonFiniteLoss::skip;
+    if (get(kv, "graphs", 0) != 0) options.cuda_graphs = CudaGraphs::on;
     io::JsonlLoggerOptions jsonl;
     jsonl.path = kv.at("out") + "/log.jsonl";  // written by rank 0 only
     jsonl.append = kv.count("resume") > 0;
