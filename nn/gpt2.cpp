@@ -32,17 +32,20 @@ namespace {
 
 constexpr double kInitStd = 0.02;
 
-/// c_fc (C -> 4C), GELU(tanh), c_proj (4C -> C), dropout: nanoGPT's MLP.
+/// c_fc (C -> 4C), GELU(tanh), c_proj (4C -> C), dropout: nanoGPT's MLP. c_fc and the
+/// GELU run as one fused linear_gelu (the GELU module stays registered for the keys and
+/// the repr); recompute_gelu recomputes c_fc's output in backward instead of saving it.
 class MLP : public Layer {
  public:
-  MLP(int64_t n_embd, double dropout) : Layer("MLP") {
+  MLP(int64_t n_embd, double dropout, bool recompute_gelu) : Layer("MLP"), recompute_gelu_(recompute_gelu) {
     c_fc_ = register_module("c_fc", std::make_shared<Linear>(n_embd, 4 * n_embd));
     gelu_ = register_module("gelu", std::make_shared<GELU>(GELU::Options{.approximate = GeluApprox::tanh}));
     c_proj_ = register_module("c_proj", std::make_shared<Linear>(4 * n_embd, n_embd));
     dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout));
   }
   Tensor forward(const Tensor& x) override {  // (B, T, C) -> (B, T, C)
-    return dropout_->forward(c_proj_->forward(gelu_->forward(c_fc_->forward(x))));
+    Tensor h = linear_gelu(x, c_fc_->weight(), c_fc_->bias(), {.recompute = recompute_gelu_});  // (B, T, 4C)
+    return dropout_->forward(c_proj_->forward(h));
   }
   const std::shared_ptr<Linear>& c_fc() const { return c_fc_; }
   const std::shared_ptr<Linear>& c_proj() const { return c_proj_; }
@@ -52,6 +55,7 @@ class MLP : public Layer {
   std::shared_ptr<GELU> gelu_;
   std::shared_ptr<Linear> c_proj_;
   std::shared_ptr<Dropout> dropout_;
+  bool recompute_gelu_;
 };
 
 /// Pre-LayerNorm transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)).
@@ -62,7 +66,7 @@ class Block : public Layer {
     attn_ = register_module("attn", std::make_shared<CausalSelfAttention>(CausalSelfAttention::Options{
                                         .embed_dim = c.n_embd, .num_heads = c.n_head, .dropout = c.dropout}));
     ln_2_ = register_module("ln_2", std::make_shared<LayerNorm>(c.n_embd));
-    mlp_ = register_module("mlp", std::make_shared<MLP>(c.n_embd, c.dropout));
+    mlp_ = register_module("mlp", std::make_shared<MLP>(c.n_embd, c.dropout, c.recompute_gelu));
   }
   Tensor forward(const Tensor& x) override {  // (B, T, C) -> (B, T, C)
     AddLayerNormResult h = ln_2_->forward_add(x, attn_->forward(ln_1_->forward(x)));  // h.sum = x + attn(...)

@@ -32,6 +32,9 @@ struct GPT2Config {
   int64_t n_head = 12;
   int64_t n_embd = 768;
   double dropout = 0.0;
+  /// Recompute each MLP's c_fc output (the GELU input) in backward instead of saving it
+  /// (linear_gelu's recompute): less activation memory for one extra GEMM per block.
+  bool recompute_gelu = false;
   /// "d12" (124M), "d24" (350M), "d36" (774M), "d48" (1558M); the vocabulary and context of GPT-2.
   static GPT2Config named(const std::string& name);
   /// The model's parameter count (head tied, so counted once), without building it:

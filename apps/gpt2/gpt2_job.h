@@ -34,6 +34,7 @@ struct Gpt2JobOptions {
   std::string device = "auto";
   std::string precision = "fp32";  ///< auto | bf16 | fp16 | fp32 (PrecisionMixerAddon)
   bool zero = false;            ///< ZeRO-1: shard AdamW's state across the data parallel ranks (dist/zero_optimizer.h)
+  bool recompute_gelu = false;  ///< recompute each MLP's GELU input in backward (GPT2Config::recompute_gelu)
   uint64_t seed = 0;
   int num_workers = 0;
   bool log_bar = true;
