@@ -138,9 +138,17 @@ Gpt2JobResult run_gpt2(const Gpt2JobOptions& o) {
   manual_seed(o.seed);
   auto model = std::make_shared<nn::GPT2>(config);
   if (!o.init_from.empty()) io::load_hf_safetensors(*model, o.init_from);
-  model->to(device);
+  ZAE_CHECK(!o.bf16_weights || o.precision == "fp32", "gpt2: --bf16-weights makes the parameters bfloat16 "
+            "themselves; it does not combine with --precision ", o.precision, " (leave --precision at fp32)");
+  if (o.bf16_weights) model->to(device, DType::bfloat16);
+  else model->to(device);
   const auto launched = dist::launch_env_from_environment();
-  const optim::AdamWOptions adamw{.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay};
+  const optim::AdamWOptions adamw{.lr = o.lr,
+                                  .beta1 = 0.9,
+                                  .beta2 = 0.95,
+                                  .weight_decay = o.weight_decay,
+                                  .master_weights = o.bf16_weights,
+                                  .stochastic_rounding = o.bf16_weights};
   std::shared_ptr<optim::Optimizer> optimizer;
   if (o.zero) {
     ZAE_CHECK(launched && launched->world_size > 1,
