@@ -13,8 +13,6 @@
 // Invariants: validated before timing: 3 steps give finite losses, the first within 1 of
 // ln(50257) (a fresh model), the last lower than the first; else exit 1 with the losses.
 // Output: "GPT2 zae <ms/step> <tokens/s> <peak GiB> <mfu_peak %> <mfu_cublas %>" and TABLE lines.
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -98,18 +96,7 @@ int main() {
   }
   for (int i = 0; i < 2; ++i) step();
 
-  const int steps = 10;
-  std::vector<double> rounds;
-  for (int r = 0; r < 3; ++r) {
-    cuda::synchronize();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) step();
-    cuda::synchronize();
-    const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
-    rounds.push_back(dt.count() / steps);
-  }
-  std::sort(rounds.begin(), rounds.end());
-  const double ms = rounds[1];
+  const double ms = bench::host_time_ms(step, /*steps=*/10, /*rounds=*/3);
   const double tokens_per_s = static_cast<double>(kBatch * kSeq) / (ms * 1e-3);
   const double peak_gib = static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1ull << 30);
   const double flops_per_token = 6.0 * static_cast<double>(cfg.num_parameters()) +

@@ -25,8 +25,6 @@
 //
 // Output: one "TRAIN <model> <batch> <precision> <mode> <ms/step> <peak MiB>" line per
 // configuration and mode, then a table.
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +33,7 @@
 #include <vector>
 
 #include "bench_models.h"
+#include "cuda_bench_util.h"
 #include "engine/autocast.h"
 #include "engine/cuda/graph.h"
 #include "engine/cuda/stream.h"
@@ -111,22 +110,6 @@ struct Result {
   double peak_mib = 0;
 };
 
-// Times `step` (one training step) as the file comment says; returns the median ms/step.
-template <class Step>
-double time_steps(const Step& step, int steps) {
-  std::vector<double> rounds;
-  for (int round = 0; round < 5; ++round) {
-    cuda::synchronize();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) step();
-    cuda::synchronize();
-    const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
-    rounds.push_back(dt.count() / steps);
-  }
-  std::sort(rounds.begin(), rounds.end());
-  return rounds[rounds.size() / 2];
-}
-
 Result run(const Config& c, const Device& dev) {
   cuda::synchronize();
   cuda::reset_peak_memory_stats(dev.index);
@@ -137,7 +120,7 @@ Result run(const Config& c, const Device& dev) {
     if (!validate(s, c)) std::exit(1);
     if (!c.graph) {
       for (int i = 0; i < 5; ++i) train_step(s, c.precision);  // warm-up (allocator, cuBLASLt heuristics)
-      r.ms = time_steps([&] { train_step(s, c.precision); }, c.steps);
+      r.ms = bench::host_time_ms([&] { train_step(s, c.precision); }, c.steps, /*rounds=*/5);
     } else {
       cuda::CudaGraph graph(dev.index);
       {
@@ -164,7 +147,7 @@ Result run(const Config& c, const Device& dev) {
         graph.replay();
       };
       for (int i = 0; i < 5; ++i) replay();
-      r.ms = time_steps(replay, c.steps);
+      r.ms = bench::host_time_ms(replay, c.steps, /*rounds=*/5);
     }
     r.peak_mib = static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1 << 20);
   }

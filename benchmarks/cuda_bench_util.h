@@ -1,14 +1,18 @@
-// What the GPU benchmarks share: a checked CUDA call, the event timing loop, and cuBLAS's own
-// GEMM on given buffers (the ceiling our matmuls are compared with).
-// Timing: CUDA events on the legacy default stream around `iters` back-to-back calls after 3
-// warm-up calls, median of 5 rounds (the engine's ops run on the current stream, which is
-// the legacy default stream unless a caller changed it).
+// What the GPU benchmarks share: a checked CUDA call, the event timing loop, the host-clock
+// loop for whole training steps, and cuBLAS's own GEMM on given buffers (the ceiling our
+// matmuls are compared with).
+// Timing (time_ms): CUDA events on the legacy default stream around `iters` back-to-back
+// calls after 3 warm-up calls, median of 5 rounds (the engine's ops run on the current
+// stream, which is the legacy default stream unless a caller changed it).
+// Timing (host_time_ms): the host's steady clock around each round of back-to-back calls,
+// the device synchronised before and after the round; no warm-up (callers warm up).
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -48,6 +52,23 @@ inline double time_ms(const std::function<void()>& fn, int iters) {
   cudaEventDestroy(b);
   std::sort(rounds.begin(), rounds.end());
   return rounds[2];
+}
+
+/// Median over `rounds` rounds of the host-clock milliseconds per call of `step`, each round
+/// `steps` back-to-back calls between two device synchronisations (host work included).
+template <class Step>
+double host_time_ms(const Step& step, int steps, int rounds) {
+  std::vector<double> per_step;
+  for (int r = 0; r < rounds; ++r) {
+    ZAE_BENCH_CHECK_CUDA(cudaDeviceSynchronize());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    ZAE_BENCH_CHECK_CUDA(cudaDeviceSynchronize());
+    const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
+    per_step.push_back(dt.count() / steps);
+  }
+  std::sort(per_step.begin(), per_step.end());
+  return per_step[per_step.size() / 2];
 }
 
 /// Median ms of cublasGemmEx computing the row-major C (m, n) = A (m, k) B (k, n) of dtype

@@ -25,12 +25,7 @@ using test::LeafPair;
 using test::poison_cuda_like;
 using test::random_leaf_pair;
 
-constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
-
-double rtol_for(DType dt) {
-  return test::tolerance_for(
-      dt, {.float64 = 1e-10, .float32 = 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3, .integral = 1e-5});
-}
+double rtol_for(DType dt) { return test::tolerance_for(dt, test::kRowReductionTolerance); }
 
 struct Case {
   Shape shape;
@@ -48,7 +43,7 @@ TEST(AddLayerNormCuda, ForwardAndBackwardMatchCpu) {
   uint64_t seed = 500;
   const char* modes[] = {"sum only", "out only", "both"};
   for (const Case& c : cases)
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (int mode = 0; mode < 3; ++mode) {
         SCOPED_TRACE(std::string(dtype_name(dt)) + " shape " + shape_str(c.shape) + " normalized " +
                      shape_str(c.normalized) + (c.weight ? " weight" : "") + (c.bias ? " bias" : "") + " " +

@@ -38,7 +38,6 @@ using test::cuda_matches_cpu;
 using test::poison_cuda_like;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
 constexpr Device kCuda = Device::cuda(0);
 
 /// Tolerance relative to the largest |value|: float32 allows for long reductions
@@ -157,7 +156,7 @@ TEST(ConvCuda, ForwardAndBackwardMatchCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 10;
   for (const ConvCase& c : conv_cases())
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(c.name + " " + std::string(dtype_name(dt)));
       run_conv_case(c, dt, seed, rtol_for(dt));
     }
@@ -188,7 +187,7 @@ TEST(ConvCuda, Conv1dUnbatchedAndLongSignals) {
   };
   uint64_t seed = 900;
   for (const Case1d& c : cases)
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " x " + shape_str(c.x) + " w " + shape_str(c.w));
       Input x = make_input(c.x, Layout::dense, dt, ++seed);
       Input w = make_input(c.w, Layout::dense, dt, ++seed, 0.5);
@@ -262,7 +261,7 @@ TEST(MaxPoolCuda, ValuesIndicesAndGradientsMatchCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 1000;
   for (const PoolCase& c : pool_cases())
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (bool ties : {false, true}) {
         SCOPED_TRACE(c.name + " " + std::string(dtype_name(dt)) + (ties ? " with ties" : ""));
         // With ties: small integers, many equal maxima, so the first-maximum rule decides.
@@ -280,7 +279,7 @@ TEST(MaxPoolCuda, ValuesIndicesAndGradientsMatchCpu) {
 TEST(MaxPoolCuda, NanPropagatesLikeTheCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   const std::vector<double> v = {1, kNaN, 3, 2, 5, 4, kNaN, kNaN, 0, -1, -2, 7, 6, kNaN, 1, 1};
-  for (DType dt : kFloating) {
+  for (DType dt : test::kFloatingDTypes) {
     SCOPED_TRACE(dtype_name(dt));
     Tensor cpu = tensor(v, {1, 1, 4, 4}).to(dt);
     auto [want, want_idx] = max_pool2d_with_indices(cpu, 2, 1);
@@ -302,7 +301,7 @@ TEST(AvgPoolCuda, EveryDivisorRuleMatchesCpu) {
   uint64_t seed = 2000;
   for (const PoolCase& c : pool_cases()) {
     if (c.dilation.h != 1 || c.dilation.w != 1) continue;  // average pooling has no dilation
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (const Rule& r : rules) {
         SCOPED_TRACE(c.name + " " + std::string(dtype_name(dt)) + " count_include_pad " +
                      std::to_string(r.count_include_pad) + " divisor " + std::to_string(r.divisor.value_or(0)));
@@ -332,7 +331,7 @@ TEST(AdaptiveAvgPoolCuda, ForwardAndBackwardMatchCpu) {
   };
   uint64_t seed = 3000;
   for (const Case& c : cases)
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " x " + shape_str(c.x) + " out " + c.out.tuple_str());
       Input x = make_input(c.x, c.layout, dt, ++seed);
       Tensor want = adaptive_avg_pool2d(x.cpu, c.out);
@@ -373,7 +372,7 @@ TEST(BatchNormCuda, TrainingAndEvalMatchCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 4000;
   for (const BnCase& c : bn_cases())
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (bool training : {true, false})
         for (Running running : {Running::none, Running::stats_dtype, Running::float64_strided}) {
           if (!training && running == Running::none) continue;  // eval needs running stats
@@ -464,7 +463,7 @@ TEST(GroupNormCuda, ForwardAndBackwardMatchCpu) {
   };
   uint64_t seed = 5000;
   for (const GnCase& c : cases)
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " x " + shape_str(c.x) + " groups " + std::to_string(c.groups) +
                    (c.affine ? " affine" : ""));
       const int64_t C = c.x[1];

@@ -29,8 +29,6 @@ using test::LeafPair;
 using test::poison_cuda_like;
 using test::random_leaf_pair;
 
-constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
-
 double rtol_for(DType dt) {
   return test::tolerance_for(dt,
                              {.float64 = 1e-10, .float32 = 1e-5, .bfloat16 = 2e-2, .float16 = 3e-3, .integral = 0.0});
@@ -98,7 +96,7 @@ TEST(LinearGeluCuda, ForwardAndBackwardMatchCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 1;
   for (const Case& c : kCases)
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (int mode : {0, 1, 2}) check_case(c, dt, mode, seed);
 }
 

@@ -13,8 +13,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -26,36 +24,13 @@
 #include "engine/ops/nn.h"
 #include "engine/ops/reduce.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/test_util.h"
 
 namespace zae::test {
 namespace {
 
 Tensor random(const Shape& shape, DType dt, uint64_t seed, double lo = -2.0, double hi = 2.0) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
-  for (double& e : v) e = u(rng);
-  return tensor(v, shape).to(dt);
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> va = a.to(DType::float64).to_vector<double>(), vb = b.to(DType::float64).to_vector<double>();
-  EXPECT_EQ(va.size(), vb.size());
-  double m = 0.0;
-  for (size_t i = 0; i < va.size() && i < vb.size(); ++i) m = std::max(m, std::fabs(va[i] - vb[i]));
-  return m;
-}
-
-double max_abs(const Tensor& a) {
-  double m = 0.0;
-  for (double v : a.to(DType::float64).to_vector<double>()) m = std::max(m, std::fabs(v));
-  return m;
+  return uniform_tensor(shape, dt, seed, lo, hi);
 }
 
 struct Case {

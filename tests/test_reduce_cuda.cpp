@@ -32,7 +32,6 @@ using test::poison_cuda_like;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
 constexpr DType kIntegral[] = {DType::int32, DType::int64, DType::uint8, DType::bool_};
 
 /// Relative tolerance of a CUDA result against the CPU one (k: reduced extent).
@@ -175,7 +174,7 @@ TEST(ReduceCuda, FloatingMatchesCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 100;
   for (const Case& c : cases())
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (const Op& op : multi_dim_ops(c.dims, c.keepdim))
         check_op(op, c.shape, dt, c.layout, reduced_extent(c), ++seed);
 }
@@ -185,7 +184,7 @@ TEST(ReduceCuda, AlongOneDimMatchesCpu) {
   uint64_t seed = 5000;
   for (const Case& c : cases()) {
     if (c.dims.size() != 1) continue;
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (const Op& op : one_dim_ops(c.dims[0], c.keepdim))
         check_op(op, c.shape, dt, c.layout, reduced_extent(c), ++seed);
     for (DType dt : kIntegral)
@@ -222,7 +221,7 @@ TEST(ReduceCuda, NanAndInfinityMatchCpu) {
   // Rows: a NaN in the middle, all -inf, +inf among numbers, -inf among numbers, NaN and +inf.
   const std::vector<double> v = {1, kNaN, 3,     2,   -kInf, -kInf, -kInf, -kInf, 1,    kInf,
                                  2, kInf, -kInf, 0.5, -kInf, 0.25,  kInf,  1,     kNaN, 2};
-  for (DType dt : kFloating) {
+  for (DType dt : test::kFloatingDTypes) {
     Tensor cpu = tensor(v, {5, 4}).to(dt);
     Tensor dev = cpu.to(Device::cuda());
     for (int64_t dim : {0, 1}) {

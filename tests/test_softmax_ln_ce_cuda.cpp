@@ -35,12 +35,8 @@ using test::random_leaf_pair;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr DType kFloating[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
 
-double rtol_for(DType dt) {
-  return test::tolerance_for(
-      dt, {.float64 = 1e-10, .float32 = 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3, .integral = 1e-5});
-}
+double rtol_for(DType dt) { return test::tolerance_for(dt, test::kRowReductionTolerance); }
 
 // ---- softmax ---------------------------------------------------------------------------
 
@@ -69,7 +65,7 @@ TEST(SoftmaxCuda, ForwardAndBackwardMatchCpu) {
   };
   uint64_t seed = 1;
   for (const SoftmaxCase& c : cases)
-    for (DType dt : kFloating)
+    for (DType dt : test::kFloatingDTypes)
       for (bool log : {false, true}) {
         SCOPED_TRACE(std::string(log ? "log_softmax " : "softmax ") + std::string(dtype_name(dt)) + " shape " +
                      shape_str(c.shape) + " dim " + std::to_string(c.dim) + (c.transposed ? " transposed" : ""));
@@ -93,7 +89,7 @@ TEST(SoftmaxCuda, NanAndInfinityRowsMatchCpu) {
   // Rows: plain, a NaN, all -inf, a +inf, -inf among numbers.
   const std::vector<double> v = {1,     2,     3, 4,    1, kNaN, 3,     4,   -kInf, -kInf,
                                  -kInf, -kInf, 1, kInf, 2, 3,    -kInf, 0.5, -kInf, 2};
-  for (DType dt : kFloating) {
+  for (DType dt : test::kFloatingDTypes) {
     Tensor cpu = tensor(v, {5, 4}).to(dt);
     Tensor dev = cpu.to(Device::cuda());
     for (int64_t dim : {0, 1}) {
@@ -128,7 +124,7 @@ TEST(LayerNormCuda, ForwardAndBackwardMatchCpu) {
   };
   uint64_t seed = 300;
   for (const LayerNormCase& c : cases)
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " shape " + shape_str(c.shape) + " normalized " +
                    shape_str(c.normalized) + (c.weight ? " weight" : "") + (c.bias ? " bias" : "") +
                    (c.transposed ? " transposed" : ""));
@@ -209,7 +205,7 @@ TEST(CrossEntropyCuda, LossAndGradientMatchCpu) {
   };
   uint64_t seed = 700;
   for (const CeCase& c : cases)
-    for (DType dt : kFloating) {
+    for (DType dt : test::kFloatingDTypes) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " logits " + shape_str(c.logits) + " ignore_every " +
                    std::to_string(c.ignore_every) + " smoothing " + std::to_string(c.smoothing) +
                    (c.weight ? " weighted" : "") + " reduction " + std::to_string(static_cast<int>(c.reduction)));
@@ -246,7 +242,7 @@ TEST(CrossEntropyCuda, BadTargetIsAClearError) {
 TEST(NllLossCuda, MatchesCpu) {
   ZAE_SKIP_WITHOUT_CUDA();
   uint64_t seed = 900;
-  for (DType dt : kFloating)
+  for (DType dt : test::kFloatingDTypes)
     for (Reduction reduction : {Reduction::mean, Reduction::sum, Reduction::none}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " reduction " + std::to_string(static_cast<int>(reduction)));
       LeafPair x = random_leaf_pair({40, 9}, dt, ++seed);

@@ -32,6 +32,7 @@
 #include "engine/ops/copy.h"
 #include "engine/ops/factory.h"
 #include "engine/ops/nn.h"
+#include "engine/ops/norm_checks.h"
 #include "kernels/cpu/add_layer_norm.h"
 
 #ifdef ZAE_WITH_CUDA
@@ -54,14 +55,6 @@ struct ParkedGrads {
 constexpr double kTokenSum = 1.0, kTokenOut = 2.0;
 
 Tensor token(double v) { return full({1}, v, {.dtype = DType::float32, .device = Device::cpu()}); }
-
-void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
-  if (!p.defined()) return;
-  ZAE_CHECK(p.shape() == normalized_shape, kOp, ": ", what, " has shape ", shape_str(p.shape()),
-            " but normalized_shape is ", shape_str(normalized_shape));
-  ZAE_CHECK(p.dtype() == x.dtype(), kOp, ": ", what, " has dtype ", p.dtype(), " but x has dtype ", x.dtype());
-  ZAE_CHECK(p.device() == x.device(), kOp, ": ", what, " is on ", p.device(), " but x is on ", x.device());
-}
 
 Tensor dense_as(const Tensor& g, const Tensor& like) {
   ZAE_CHECK(g.shape() == like.shape(), kOp, " backward: gradient shape ", shape_str(g.shape()),
@@ -131,14 +124,10 @@ AddLayerNormResult add_layer_norm(const Tensor& x_arg, const Tensor& residual_ar
             residual_in.dtype());
   ZAE_CHECK(x_in.device() == residual_in.device(), kOp, ": x is on ", x_in.device(), " but residual is on ",
             residual_in.device());
+  check_normalized_shape(kOp, x_in, normalized_shape);
+  check_norm_affine(kOp, "weight", weight_in, x_in, normalized_shape, "normalized_shape");
+  check_norm_affine(kOp, "bias", bias_in, x_in, normalized_shape, "normalized_shape");
   const int64_t nd = static_cast<int64_t>(normalized_shape.size());
-  ZAE_CHECK(nd >= 1, kOp, ": normalized_shape must have at least one dim, got ", shape_str(normalized_shape));
-  bool trailing = x_in.dim() >= nd;
-  for (int64_t i = 0; trailing && i < nd; ++i) trailing = x_in.shape()[x_in.dim() - nd + i] == normalized_shape[i];
-  ZAE_CHECK(trailing, kOp, ": input of shape ", shape_str(x_in.shape()), " does not end with normalized_shape ",
-            shape_str(normalized_shape));
-  check_affine("weight", weight_in, x_in, normalized_shape);
-  check_affine("bias", bias_in, x_in, normalized_shape);
   ZAE_CHECK(eps >= 0.0, kOp, ": eps must be non-negative, got ", eps);
   ZAE_CHECK(has_kernels_for(x_in.device()), kOp, ": not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");

@@ -9,7 +9,11 @@
 // kernels accumulate in float32, the output is the low dtype).
 // Devices: CPU kernels (kernels/cpu/attention.h), and in a CUDA build their CUDA twins
 // (kernels/cuda/attention.h; float32 / bfloat16 / float16, head dims up to 128) on
-// the thread's current stream of q's device.
+// the thread's current stream of q's device. On CUDA, bfloat16 / float16 with a head dim
+// that is a multiple of 8 (<= 128) first try cuDNN's fused attention
+// (engine/cuda/cudnn_sdpa.h; off with ZAE_CUDNN_ATTENTION=0), forward and backward each on
+// its own; whenever cuDNN has no plan our kernels run. Both write the same lse
+// (natural-log logsumexp of the scaled scores), so either backward follows either forward.
 #include <cmath>
 #include <type_traits>
 
@@ -21,6 +25,7 @@
 #include "kernels/cpu/attention.h"
 
 #ifdef ZAE_WITH_CUDA
+#include "engine/cuda/cudnn_sdpa.h"
 #include "engine/cuda/stream.h"
 #include "kernels/cuda/attention.h"
 #endif
@@ -56,6 +61,42 @@ void check_cuda_support(const Tensor& q, int64_t d) {
 #endif
 }
 
+#ifdef ZAE_WITH_CUDA
+// The cuDNN view of a dense (..., H, T, D) problem: B = the product of the leading dims.
+cuda::SdpaProblem sdpa_problem(const Tensor& q, const kernels::cpu::AttentionDims& dims) {
+  cuda::SdpaProblem p;
+  p.device = q.device().index;
+  p.heads = q.size(-3);
+  p.batch = p.heads > 0 ? dims.batch_heads / p.heads : 0;
+  p.tq = dims.tq;
+  p.tk = dims.tk;
+  p.d = dims.d;
+  p.dtype = q.dtype();
+  p.causal = dims.causal;
+  p.scale = dims.scale;
+  return p;
+}
+
+// cuDNN's fused forward when eligible and planned; false: run our kernel.
+bool try_cudnn_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse,
+                       const kernels::cpu::AttentionDims& dims, cudaStream_t stream) {
+  const cuda::SdpaProblem p = sdpa_problem(q, dims);
+  if (!cuda::cudnn_sdpa_ineligible_reason(p).empty()) return false;
+  return cuda::cudnn_sdpa_forward(p, q.raw_data(), k.raw_data(), v.raw_data(), o.raw_data(), lse.data<float>(),
+                                  stream);
+}
+
+// cuDNN's fused backward when eligible and planned; false: run our kernel.
+bool try_cudnn_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& g,
+                        const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                        const kernels::cpu::AttentionDims& dims, cudaStream_t stream) {
+  const cuda::SdpaProblem p = sdpa_problem(q, dims);
+  if (!cuda::cudnn_sdpa_ineligible_reason(p).empty()) return false;
+  return cuda::cudnn_sdpa_backward(p, q.raw_data(), k.raw_data(), v.raw_data(), o.raw_data(), g.raw_data(),
+                                   lse.data<float>(), dq.raw_data(), dk.raw_data(), dv.raw_data(), stream);
+}
+#endif
+
 // Gradients (dq, dk, dv); entries not requested stay undefined.
 std::vector<Tensor> attention_backward_impl(const Tensor& g_in, const Tensor& q, const Tensor& k, const Tensor& v,
                                             const Tensor& o, const Tensor& lse,
@@ -74,13 +115,16 @@ std::vector<Tensor> attention_backward_impl(const Tensor& g_in, const Tensor& q,
 #ifdef ZAE_WITH_CUDA
       if constexpr (!std::is_same_v<T, double>) {
         cuda::DeviceGuard guard(q.device().index);
-        const size_t bytes = kernels::cuda::attention_backward_workspace_bytes(dims.batch_heads, dims.tq, dims.d);
-        Tensor workspace =
-            Tensor::empty({static_cast<int64_t>(bytes)}, {.dtype = DType::uint8, .device = q.device()});
-        kernels::cuda::attention_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), g.data<T>(),
-                                             lse.data<float>(), dq.data<T>(), dk.data<T>(), dv.data<T>(),
-                                             dims.batch_heads, dims.tq, dims.tk, dims.d, dims.causal, dims.scale,
-                                             workspace.raw_data(), cuda::current_stream(q.device().index));
+        const cudaStream_t stream = cuda::current_stream(q.device().index);
+        if (!try_cudnn_backward(q, k, v, o, g, lse, dq, dk, dv, dims, stream)) {
+          const size_t bytes = kernels::cuda::attention_backward_workspace_bytes(dims.batch_heads, dims.tq, dims.d);
+          Tensor workspace =
+              Tensor::empty({static_cast<int64_t>(bytes)}, {.dtype = DType::uint8, .device = q.device()});
+          kernels::cuda::attention_backward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), g.data<T>(),
+                                               lse.data<float>(), dq.data<T>(), dk.data<T>(), dv.data<T>(),
+                                               dims.batch_heads, dims.tq, dims.tk, dims.d, dims.causal, dims.scale,
+                                               workspace.raw_data(), stream);
+        }
       }
 #endif
     } else {
@@ -138,9 +182,11 @@ Tensor scaled_dot_product_attention(const Tensor& q_arg, const Tensor& k_arg, co
 #ifdef ZAE_WITH_CUDA
       if constexpr (!std::is_same_v<T, double>) {
         cuda::DeviceGuard guard(q.device().index);
-        kernels::cuda::attention_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<float>(),
-                                            dims.batch_heads, dims.tq, dims.tk, dims.d, dims.causal, dims.scale,
-                                            cuda::current_stream(q.device().index));
+        const cudaStream_t stream = cuda::current_stream(q.device().index);
+        if (!try_cudnn_forward(q, k, v, o, lse, dims, stream))
+          kernels::cuda::attention_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), o.data<T>(), lse.data<float>(),
+                                              dims.batch_heads, dims.tq, dims.tk, dims.d, dims.causal, dims.scale,
+                                              stream);
       }
 #endif
     } else {

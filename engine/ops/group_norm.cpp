@@ -11,6 +11,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
+#include "engine/ops/norm_checks.h"
 #include "kernels/cpu/group_norm.h"
 
 #ifdef ZAE_WITH_CUDA
@@ -22,14 +23,13 @@ namespace zae {
 
 namespace {
 
+// weight / bias: (C) with the channel count named in the error, then the shared checks.
 void check_affine(const char* what, const Tensor& p, const Tensor& x) {
-  if (!p.defined()) return;
   const int64_t C = x.shape()[1];
-  ZAE_CHECK(p.dim() == 1 && p.shape()[0] == C, "group_norm: ", what, " has shape ", shape_str(p.shape()),
-            " but the input of shape ", shape_str(x.shape()), " has ", C, " channels (expected shape [", C, "])");
-  ZAE_CHECK(p.dtype() == x.dtype(), "group_norm: ", what, " has dtype ", p.dtype(), " but the input has dtype ",
-            x.dtype());
-  ZAE_CHECK(p.device() == x.device(), "group_norm: ", what, " is on ", p.device(), " but the input is on ", x.device());
+  ZAE_CHECK(!p.defined() || (p.dim() == 1 && p.shape()[0] == C), "group_norm: ", what, " has shape ",
+            shape_str(p.shape()), " but the input of shape ", shape_str(x.shape()), " has ", C,
+            " channels (expected shape [", C, "])");
+  check_norm_affine("group_norm", what, p, x, {C}, "num_channels");
 }
 
 // Gradients (dx, dweight, dbias) of group_norm; entries not requested stay undefined.

@@ -10,6 +10,7 @@
 #include "engine/autograd/node.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/nn.h"
+#include "engine/ops/norm_checks.h"
 #include "kernels/cpu/layer_norm.h"
 
 #ifdef ZAE_WITH_CUDA
@@ -20,14 +21,6 @@
 namespace zae {
 
 namespace {
-
-void check_affine(const char* what, const Tensor& p, const Tensor& x, const Shape& normalized_shape) {
-  if (!p.defined()) return;
-  ZAE_CHECK(p.shape() == normalized_shape, "layer_norm: ", what, " has shape ", shape_str(p.shape()),
-            " but normalized_shape is ", shape_str(normalized_shape));
-  ZAE_CHECK(p.dtype() == x.dtype(), "layer_norm: ", what, " has dtype ", p.dtype(), " but input has dtype ", x.dtype());
-  ZAE_CHECK(p.device() == x.device(), "layer_norm: ", what, " is on ", p.device(), " but input is on ", x.device());
-}
 
 // Gradients (dx, dweight, dbias) of layer_norm; entries not requested stay undefined.
 std::vector<Tensor> layer_norm_backward_impl(const Tensor& g_in, const Tensor& x, const Tensor& weight,
@@ -77,14 +70,10 @@ Tensor layer_norm(const Tensor& x_arg, const Shape& normalized_shape, const Tens
   const Tensor x_in = autocast::to_float(x_arg), weight_in = autocast::to_float(weight_arg),
                bias_in = autocast::to_float(bias_arg);
   ZAE_CHECK(x_in.defined(), "layer_norm: undefined input tensor");
+  check_normalized_shape("layer_norm", x_in, normalized_shape);
+  check_norm_affine("layer_norm", "weight", weight_in, x_in, normalized_shape, "normalized_shape");
+  check_norm_affine("layer_norm", "bias", bias_in, x_in, normalized_shape, "normalized_shape");
   const int64_t nd = static_cast<int64_t>(normalized_shape.size());
-  ZAE_CHECK(nd >= 1, "layer_norm: normalized_shape must have at least one dim, got ", shape_str(normalized_shape));
-  bool trailing = x_in.dim() >= nd;
-  for (int64_t i = 0; trailing && i < nd; ++i) trailing = x_in.shape()[x_in.dim() - nd + i] == normalized_shape[i];
-  ZAE_CHECK(trailing, "layer_norm: input of shape ", shape_str(x_in.shape()), " does not end with normalized_shape ",
-            shape_str(normalized_shape));
-  check_affine("weight", weight_in, x_in, normalized_shape);
-  check_affine("bias", bias_in, x_in, normalized_shape);
   ZAE_CHECK(eps >= 0.0, "layer_norm: eps must be non-negative, got ", eps);
   ZAE_CHECK(has_kernels_for(x_in.device()), "layer_norm: not implemented for device ", x_in.device(), " (dtype ",
             x_in.dtype(), ") in this build");

@@ -26,6 +26,7 @@
 #include "engine/ops/binary.h"
 #include "engine/ops/copy.h"
 #include "engine/ops/factory.h"
+#include "engine/ops/gemm_common.h"
 #include "engine/ops/linalg.h"
 #include "kernels/cpu/gemm.h"
 
@@ -47,21 +48,6 @@ Tensor dense_copy(const Tensor& t) {
   Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
   copy_into(out, t);
   return out;
-}
-
-// How GEMM reads one stored (rows, cols) matrix with row stride rs and column stride cs.
-struct MatLayout {
-  bool trans = false;
-  int64_t ld = 1;
-};
-
-std::optional<MatLayout> mat_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  // A dim of size <= 1 is never stepped along, so its stride does not matter.
-  const bool row_major = (cols <= 1 || cs == 1) && (rows <= 1 || rs >= std::max<int64_t>(cols, 1));
-  if (row_major) return MatLayout{false, rows <= 1 ? std::max<int64_t>(cols, 1) : rs};
-  const bool col_major = (rows <= 1 || rs == 1) && (cols <= 1 || cs >= std::max<int64_t>(rows, 1));
-  if (col_major) return MatLayout{true, cols <= 1 ? std::max<int64_t>(rows, 1) : cs};
-  return std::nullopt;
 }
 
 // One GEMM operand: a view (batch..., rows, cols) and how GEMM reads its matrices.
@@ -164,17 +150,6 @@ void run_gemm_cpu(const char* op, const Tensor& c, const Operand& a, const Opera
 }
 
 #ifdef ZAE_WITH_CUDA
-kernels::cuda::GemmType cuda_gemm_type(DType dt, const char* op) {
-  switch (dt) {
-    case DType::float32: return kernels::cuda::GemmType::float32;
-    case DType::float64: return kernels::cuda::GemmType::float64;
-    case DType::bfloat16: return kernels::cuda::GemmType::bfloat16;
-    case DType::float16: return kernels::cuda::GemmType::float16;
-    default: break;
-  }
-  ZAE_FAIL(op, ": dtype ", dt, " is not supported on CUDA (expected float32, float64, bfloat16 or float16)");
-}
-
 // cuBLASLt on the tensors' device and its current stream. A bias (made contiguous if it
 // is not) is fused through the bias epilogue, broadcast over every row and batch entry.
 void run_gemm_cuda(const char* op, const Tensor& c, const Operand& a, const Operand& b, const Tensor& bias,
@@ -334,18 +309,23 @@ Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_
       "LinearBackward", {x, weight, bias}, y, {w_grad ? x : Tensor(), x_grad ? weight : Tensor()},
       [x_shape, out_f, in_f](const Tensor& g, const autograd::BackwardContext& ctx) {
         const int64_t rows = shape_numel(Shape(x_shape.begin(), x_shape.end() - 1));
-        Tensor g2 = g.reshape({rows, out_f});  // (M, out)
-        std::vector<Tensor> grads(3);
-        if (ctx.needs(0)) grads[0] = matmul(g2, ctx.saved[1]).reshape(x_shape);              // (M, in)
-        if (ctx.needs(1)) grads[1] = matmul(g2.t(), ctx.saved[0].reshape({rows, in_f}));  // (out, in)
-        if (ctx.needs(2)) {
-          // Column sums of g as a GEMV: ones (M) @ g (M, out).
-          Tensor ones_m = ones({rows}, {.dtype = g2.dtype(), .device = g2.device()});
-          grads[2] = matmul(ones_m, g2);  // (out)
-        }
-        return grads;
+        return linear_grads(g.reshape({rows, out_f}), ctx.saved[0], ctx.saved[1], x_shape, in_f, ctx);
       });
   return y;
+}
+
+std::vector<Tensor> linear_grads(const Tensor& g2, const Tensor& x, const Tensor& weight, const Shape& x_shape,
+                                 int64_t in_f, const autograd::BackwardContext& ctx) {
+  const int64_t rows = g2.size(0);
+  std::vector<Tensor> grads(3);
+  if (ctx.needs(0)) grads[0] = matmul(g2, weight).reshape(x_shape);      // (M, in)
+  if (ctx.needs(1)) grads[1] = matmul(g2.t(), x.reshape({rows, in_f}));  // (out, in)
+  if (ctx.needs(2)) {
+    // Column sums of g as a GEMV: ones (M) @ g (M, out).
+    Tensor ones_m = ones({rows}, {.dtype = g2.dtype(), .device = g2.device()});
+    grads[2] = matmul(ones_m, g2);  // (out)
+  }
+  return grads;
 }
 
 }  // namespace zae

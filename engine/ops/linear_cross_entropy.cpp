@@ -48,6 +48,7 @@
 #include "engine/ops/copy.h"
 #include "engine/ops/elementwise_into.h"
 #include "engine/ops/factory.h"
+#include "engine/ops/gemm_common.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/nn.h"
 #include "engine/ops/reduce.h"
@@ -71,19 +72,6 @@ namespace {
 
 constexpr const char* kOp = "linear_cross_entropy";
 constexpr int64_t kAutoChunkBytes = int64_t{32} << 20;  // a chunk's float32 logits, chunk_rows = 0
-
-#ifdef ZAE_WITH_CUDA
-kernels::cuda::GemmType gemm_type(DType dt) {
-  switch (dt) {
-    case DType::float32: return kernels::cuda::GemmType::float32;
-    case DType::float64: return kernels::cuda::GemmType::float64;
-    case DType::bfloat16: return kernels::cuda::GemmType::bfloat16;
-    case DType::float16: return kernels::cuda::GemmType::float16;
-    default: break;
-  }
-  ZAE_FAIL(kOp, ": dtype ", dt, " is not supported on CUDA (expected float32, float64, bfloat16 or float16)");
-}
-#endif
 
 // The cross-entropy dtype is float32 or float64 only (16-bit logits are widened first).
 template <class T>
@@ -116,7 +104,7 @@ void gemm_into(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, 
 #ifdef ZAE_WITH_CUDA
   cuda::DeviceGuard guard(c.device().index);
   kernels::cuda::gemm(m, n, k, trans_a, trans_b, a.raw_data(), lda, b.raw_data(), ldb, c.raw_data(), ldc,
-                      kernels::cuda::GemmBatch{}, 1.0f, beta, gemm_type(c.dtype()), cuda::allow_tf32(),
+                      kernels::cuda::GemmBatch{}, 1.0f, beta, cuda_gemm_type(c.dtype(), kOp), cuda::allow_tf32(),
                       kernels::cuda::GemmEpilogue::none, nullptr, cuda::current_stream(c.device().index));
 #else
   ZAE_FAIL(kOp, ": not implemented for device ", c.device(), " in this build");

@@ -19,6 +19,7 @@
 //   bitwise those of the composed ops, with or without recompute.
 // - autocast: like linear, float32 inputs run in the low dtype (float32 accumulation).
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "engine/autocast.h"
@@ -27,6 +28,7 @@
 #include "engine/ops/binary.h"
 #include "engine/ops/elementwise_into.h"
 #include "engine/ops/factory.h"
+#include "engine/ops/gemm_common.h"
 #include "engine/ops/linalg.h"
 
 #ifdef ZAE_WITH_CUDA
@@ -72,30 +74,9 @@ Tensor pre_activation(const Tensor& x, const Tensor& weight, const Tensor& bias)
 }
 
 #ifdef ZAE_WITH_CUDA
-kernels::cuda::GemmType gemm_type(DType dt) {
-  switch (dt) {
-    case DType::float32: return kernels::cuda::GemmType::float32;
-    case DType::float64: return kernels::cuda::GemmType::float64;
-    case DType::bfloat16: return kernels::cuda::GemmType::bfloat16;
-    case DType::float16: return kernels::cuda::GemmType::float16;
-    default: break;
-  }
-  ZAE_FAIL(kOp, ": dtype ", dt, " is not supported on CUDA (expected float32, float64, bfloat16 or float16)");
-}
-
-// How GEMM reads a stored (rows, cols) matrix: as stored (trans = false, ld = row
-// stride) when its columns are unit-stride, transposed when its rows are; else nothing.
-struct Layout {
-  bool ok = false, trans = false;
-  int64_t ld = 1;
-};
-Layout layout_of(const Tensor& t) {
-  const int64_t rows = t.size(0), cols = t.size(1), rs = t.stride(0), cs = t.stride(1);
-  if ((cols <= 1 || cs == 1) && (rows <= 1 || rs >= std::max<int64_t>(cols, 1)))
-    return {true, false, rows <= 1 ? std::max<int64_t>(cols, 1) : rs};
-  if ((rows <= 1 || rs == 1) && (cols <= 1 || cs >= std::max<int64_t>(rows, 1)))
-    return {true, true, cols <= 1 ? std::max<int64_t>(rows, 1) : cs};
-  return {};
+// How GEMM reads a stored 2-D matrix (gemm_common.h), or nothing.
+std::optional<MatLayout> layout_of(const Tensor& t) {
+  return mat_layout(t.size(0), t.size(1), t.stride(0), t.stride(1));
 }
 
 // y (..., out) = gelu(x W^T + b) in one cuBLASLt call with the (bias+)GELU epilogue; h
@@ -111,25 +92,25 @@ Tensor fused_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t rows = y.numel() / std::max<int64_t>(out_f, 1);
   if (y.numel() == 0) return y;
   Tensor x2 = x.reshape({rows, in_f});
-  Layout la = layout_of(x2);
-  if (!la.ok) {
+  std::optional<MatLayout> la = layout_of(x2);
+  if (!la) {
     x2 = x2.contiguous();
     la = layout_of(x2);
   }
   Tensor w = weight;
-  Layout lw = layout_of(w);
-  if (!lw.ok) {
+  std::optional<MatLayout> lw = layout_of(w);
+  if (!lw) {
     w = w.contiguous();
     lw = layout_of(w);
   }
   // op(B) = W^T (in, out): W read as stored (out, in) is B transposed, and vice versa.
-  const bool trans_b = !lw.trans;
+  const bool trans_b = !lw->trans;
   Tensor b = bias;
   if (b.defined() && b.numel() > 1 && b.stride(0) != 1) b = b.contiguous();
   const int dev = x.device().index;
   cuda::DeviceGuard guard(dev);
-  kc::gemm(rows, out_f, in_f, la.trans, trans_b, x2.raw_data(), la.ld, w.raw_data(), lw.ld, y.raw_data(), out_f,
-           kc::GemmBatch{}, 1.0f, 0.0f, gemm_type(x.dtype()), cuda::allow_tf32(),
+  kc::gemm(rows, out_f, in_f, la->trans, trans_b, x2.raw_data(), la->ld, w.raw_data(), lw->ld, y.raw_data(), out_f,
+           kc::GemmBatch{}, 1.0f, 0.0f, cuda_gemm_type(x.dtype(), kOp), cuda::allow_tf32(),
            b.defined() ? kc::GemmEpilogue::bias_gelu : kc::GemmEpilogue::gelu, b.defined() ? b.raw_data() : nullptr,
            cuda::current_stream(dev));
   return y;
@@ -188,15 +169,7 @@ Tensor linear_gelu(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& 
         const Tensor& ws = ctx.saved[1];
         const Tensor h = recompute ? pre_activation(xs, ws, ctx.saved[2]) : ctx.saved[2];
         const int64_t rows = shape_numel(Shape(x_shape.begin(), x_shape.end() - 1));
-        Tensor g2 = gelu_backward(g, h).reshape({rows, out_f});  // (M, out)
-        std::vector<Tensor> grads(3);
-        if (ctx.needs(0)) grads[0] = matmul(g2, ws).reshape(x_shape);                 // (M, in)
-        if (ctx.needs(1)) grads[1] = matmul(g2.t(), xs.reshape({rows, in_f}));     // (out, in)
-        if (ctx.needs(2)) {
-          Tensor ones_m = ones({rows}, {.dtype = g2.dtype(), .device = g2.device()});
-          grads[2] = matmul(ones_m, g2);  // (out)
-        }
-        return grads;
+        return linear_grads(gelu_backward(g, h).reshape({rows, out_f}), xs, ws, x_shape, in_f, ctx);
       });
   return y;
 }

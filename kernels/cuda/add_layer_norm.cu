@@ -1,8 +1,9 @@
 // CUDA add_layer_norm forward and backward (contract in add_layer_norm.h).
 // Row kernels give each row to one row group (detail::row_shape) and merge the row sums
 // with row_group_allreduce, so every lane knows the statistics before it writes. The
-// dweight / dbias column sums are layer_norm_backward's (kernels/cuda/layer_norm.cu),
-// called with dx = null on (g_out, sum): the same kernels, the same fixed order.
+// backward is layer_norm's on (g_out, sum) (kernels/cuda/layer_norm.cu): d_sum is its dx
+// pass with g_sum as the addend (detail::layer_norm_backward_dx), dweight / dbias its
+// column sums, called with dx = null: the same kernels, the same fixed order.
 #include "kernels/cuda/add_layer_norm.h"
 
 #include <climits>
@@ -16,23 +17,8 @@ namespace zae::kernels::cuda {
 namespace {
 
 using detail::from_acc;
+using detail::Plus;
 using detail::to_acc;
-
-template <class A>
-struct Pair {
-  A a;
-  A b;
-};
-
-template <class A>
-struct PairPlus {
-  __device__ Pair<A> operator()(const Pair<A>& x, const Pair<A>& y) const { return Pair<A>{x.a + y.a, x.b + y.b}; }
-};
-
-template <class A>
-struct Plus {
-  __device__ A operator()(A x, A y) const { return x + y; }
-};
 
 template <class T>
 __global__ void __launch_bounds__(1024)
@@ -79,44 +65,6 @@ __global__ void __launch_bounds__(1024)
   }
 }
 
-template <class T>
-__global__ void __launch_bounds__(1024)
-    add_layer_norm_backward_dsum_kernel(const T* __restrict__ g_out, const T* __restrict__ g_sum,
-                                        const T* __restrict__ sum, const acc_t<T>* __restrict__ mean,
-                                        const acc_t<T>* __restrict__ rstd, const T* __restrict__ weight,
-                                        T* __restrict__ d_sum, int64_t M, int64_t N, int bx, int by) {
-  using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_bytes[];
-  Pair<A>* smem = reinterpret_cast<Pair<A>*>(smem_bytes);
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * by + threadIdx.y;
-  const bool valid = row < M;
-  const int64_t base = (valid ? row : 0) * N;  // row start in g_out, g_sum, sum, d_sum: (N)
-  const A mu = valid ? mean[row] : A(0), r = valid ? rstd[row] : A(0);
-  auto gw_at = [&](int64_t j) {
-    const A gj = to_acc(g_out[base + j]);
-    return weight != nullptr ? gj * to_acc(weight[j]) : gj;
-  };
-  Pair<A> sums{A(0), A(0)};  // (sum gw, sum gw * xhat)
-  if (valid) {
-    for (int64_t j = threadIdx.x; j < N; j += bx) {
-      const A xhat = (to_acc(sum[base + j]) - mu) * r;
-      const A gw = gw_at(j);
-      sums.a += gw;
-      sums.b += gw * xhat;
-    }
-  }
-  sums = detail::row_group_allreduce(sums, PairPlus<A>{}, bx, smem);
-  if (!valid) return;
-  const A inv_n = A(1) / static_cast<A>(N);
-  const A a = sums.a * inv_n, bb = sums.b * inv_n;
-  for (int64_t j = threadIdx.x; j < N; j += bx) {
-    const A xhat = (to_acc(sum[base + j]) - mu) * r;
-    A v = r * (gw_at(j) - a - xhat * bb);
-    if (g_sum != nullptr) v = to_acc(g_sum[base + j]) + v;
-    d_sum[base + j] = from_acc<T>(v);
-  }
-}
-
 void check_grid(int64_t blocks, const char* what, int64_t M, int64_t N) {
   ZAE_CHECK(blocks <= INT_MAX, what, " (cuda): ", M, " rows of ", N, " need ", blocks,
             " blocks, more than a grid holds");
@@ -146,16 +94,10 @@ template <class T>
 void add_layer_norm_backward(const T* g_out, const T* g_sum, const T* sum, const acc_t<T>* mean,
                              const acc_t<T>* rstd, const T* weight, T* d_sum, T* dweight, T* dbias, int64_t M,
                              int64_t N, void* workspace, cudaStream_t stream) {
-  using A = acc_t<T>;
   if (N == 0) return;
-  if (d_sum != nullptr && M > 0) {
-    const detail::RowShape rs = detail::row_shape(M, N);
-    check_grid(rs.blocks, "add_layer_norm backward", M, N);
-    add_layer_norm_backward_dsum_kernel<T>
-        <<<static_cast<unsigned>(rs.blocks), dim3(rs.bx, rs.by), rs.smem(sizeof(Pair<A>)), stream>>>(
-            g_out, g_sum, sum, mean, rstd, weight, d_sum, M, N, rs.bx, rs.by);
-    CUDA_CHECK(cudaGetLastError());
-  }
+  if (d_sum != nullptr && M > 0)
+    detail::layer_norm_backward_dx<T>(g_out, g_sum, sum, mean, rstd, weight, d_sum, M, N, "add_layer_norm backward",
+                                      stream);
   if (dweight != nullptr || dbias != nullptr)
     layer_norm_backward<T>(g_out, sum, mean, rstd, weight, nullptr, dweight, dbias, M, N, workspace, stream);
 }

@@ -15,6 +15,9 @@ namespace {
 
 using detail::from_acc;
 using detail::MaxSum;
+using detail::Pair;
+using detail::PairPlus;
+using detail::Plus;
 using detail::to_acc;
 
 constexpr int kUnroll = 4;
@@ -22,22 +25,6 @@ constexpr int kSumThreads = 256;        // threads of the sum kernels (one row g
 constexpr int64_t kMaxSumBlocks = 256;  // first-stage blocks of cross_entropy_reduce
 constexpr int kScanThreads = 256;       // threads per block of the target scan
 constexpr int64_t kMaxScanBlocks = 1024;
-
-template <class A>
-struct Pair {
-  A a;
-  A b;
-};
-
-template <class A>
-struct PairPlus {
-  __device__ Pair<A> operator()(const Pair<A>& x, const Pair<A>& y) const { return Pair<A>{x.a + y.a, x.b + y.b}; }
-};
-
-template <class A>
-struct Plus {
-  __device__ A operator()(A x, A y) const { return x + y; }
-};
 
 template <class I>
 __global__ void __launch_bounds__(kScanThreads)

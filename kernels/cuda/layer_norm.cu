@@ -16,6 +16,9 @@ namespace zae::kernels::cuda {
 namespace {
 
 using detail::from_acc;
+using detail::Pair;
+using detail::PairPlus;
+using detail::Plus;
 using detail::to_acc;
 
 constexpr int kUnroll = 4;
@@ -23,22 +26,6 @@ constexpr int kColTile = 32;  // columns per block in the dweight / dbias kernel
 constexpr int kColRows = 8;   // row lanes per block in the dweight / dbias kernel
 constexpr int kColThreads = kColTile * kColRows;
 constexpr int kFinalThreads = 256;
-
-template <class A>
-struct Pair {
-  A a;
-  A b;
-};
-
-template <class A>
-struct PairPlus {
-  __device__ Pair<A> operator()(const Pair<A>& x, const Pair<A>& y) const { return Pair<A>{x.a + y.a, x.b + y.b}; }
-};
-
-template <class A>
-struct Plus {
-  __device__ A operator()(A x, A y) const { return x + y; }
-};
 
 template <class T>
 __global__ void __launch_bounds__(1024)
@@ -91,15 +78,16 @@ __global__ void __launch_bounds__(1024)
 
 template <class T>
 __global__ void __launch_bounds__(1024)
-    layer_norm_backward_dx_kernel(const T* __restrict__ g, const T* __restrict__ x, const acc_t<T>* __restrict__ mean,
-                                  const acc_t<T>* __restrict__ rstd, const T* __restrict__ weight, T* __restrict__ dx,
-                                  int64_t M, int64_t N, int bx, int by) {
+    layer_norm_backward_dx_kernel(const T* __restrict__ g, const T* __restrict__ g_add, const T* __restrict__ x,
+                                  const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
+                                  const T* __restrict__ weight, T* __restrict__ dx, int64_t M, int64_t N, int bx,
+                                  int by) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   Pair<A>* smem = reinterpret_cast<Pair<A>*>(smem_bytes);
   const int64_t row = static_cast<int64_t>(blockIdx.x) * by + threadIdx.y;
   const bool valid = row < M;
-  const int64_t base = (valid ? row : 0) * N;  // row start in g, x, dx: (N)
+  const int64_t base = (valid ? row : 0) * N;  // row start in g, g_add, x, dx: (N)
   const A mu = valid ? mean[row] : A(0), r = valid ? rstd[row] : A(0);
   auto gw_at = [&](int64_t j) {
     const A gj = to_acc(g[base + j]);
@@ -120,7 +108,9 @@ __global__ void __launch_bounds__(1024)
   const A a = sums.a * inv_n, bb = sums.b * inv_n;
   for (int64_t j = threadIdx.x; j < N; j += bx) {
     const A xhat = (to_acc(x[base + j]) - mu) * r;
-    dx[base + j] = from_acc<T>(r * (gw_at(j) - a - xhat * bb));
+    A v = r * (gw_at(j) - a - xhat * bb);
+    if (g_add != nullptr) v = to_acc(g_add[base + j]) + v;
+    dx[base + j] = from_acc<T>(v);
   }
 }
 
@@ -226,13 +216,8 @@ void layer_norm_backward(const T* g, const T* x, const acc_t<T>* mean, const acc
     if (dbias != nullptr) CUDA_CHECK(cudaMemsetAsync(dbias, 0, static_cast<size_t>(N) * sizeof(T), stream));
     return;
   }
-  if (dx != nullptr) {
-    const detail::RowShape rs = detail::row_shape(M, N);
-    check_grid(rs.blocks, "layer_norm backward", M, N);
-    layer_norm_backward_dx_kernel<T>
-        <<<static_cast<unsigned>(rs.blocks), dim3(rs.bx, rs.by), rs.smem(sizeof(Pair<A>)), stream>>>(
-            g, x, mean, rstd, weight, dx, M, N, rs.bx, rs.by);
-  }
+  if (dx != nullptr)
+    detail::layer_norm_backward_dx<T>(g, nullptr, x, mean, rstd, weight, dx, M, N, "layer_norm backward", stream);
   if (dweight != nullptr || dbias != nullptr) {
     const ChunkPlan p = chunk_plan(M, N);
     check_grid(p.tiles, "layer_norm backward", M, N);
@@ -251,12 +236,30 @@ void layer_norm_backward(const T* g, const T* x, const acc_t<T>* mean, const acc
   CUDA_CHECK(cudaGetLastError());
 }
 
+namespace detail {
+
+template <class T>
+void layer_norm_backward_dx(const T* g, const T* g_add, const T* x, const acc_t<T>* mean, const acc_t<T>* rstd,
+                            const T* weight, T* dx, int64_t M, int64_t N, const char* what, cudaStream_t stream) {
+  using A = acc_t<T>;
+  const RowShape rs = row_shape(M, N);
+  check_grid(rs.blocks, what, M, N);
+  layer_norm_backward_dx_kernel<T>
+      <<<static_cast<unsigned>(rs.blocks), dim3(rs.bx, rs.by), rs.smem(sizeof(Pair<A>)), stream>>>(
+          g, g_add, x, mean, rstd, weight, dx, M, N, rs.bx, rs.by);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace detail
+
 #define ZAE_CUDA_LAYER_NORM(T)                                                                                     \
   template void layer_norm_forward<T>(const T*, const T*, const T*, T*, acc_t<T>*, acc_t<T>*, int64_t, int64_t,    \
                                       double, cudaStream_t);                                                       \
   template size_t layer_norm_backward_workspace_bytes<T>(int64_t, int64_t, bool);                                  \
   template void layer_norm_backward<T>(const T*, const T*, const acc_t<T>*, const acc_t<T>*, const T*, T*, T*, T*, \
-                                       int64_t, int64_t, void*, cudaStream_t);
+                                       int64_t, int64_t, void*, cudaStream_t);                                     \
+  template void detail::layer_norm_backward_dx<T>(const T*, const T*, const T*, const acc_t<T>*, const acc_t<T>*,  \
+                                                  const T*, T*, int64_t, int64_t, const char*, cudaStream_t);
 ZAE_CUDA_LAYER_NORM(float)
 ZAE_CUDA_LAYER_NORM(double)
 ZAE_CUDA_LAYER_NORM(Half)

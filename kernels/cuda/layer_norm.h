@@ -38,4 +38,16 @@ template <class T>
 void layer_norm_backward(const T* g, const T* x, const acc_t<T>* mean, const acc_t<T>* rstd, const T* weight, T* dx,
                          T* dweight, T* dbias, int64_t M, int64_t N, void* workspace, cudaStream_t stream);
 
+namespace detail {
+
+/// layer_norm_backward's dx pass with an optional addend (add_layer_norm's d_sum, which
+/// layer_norm.cu and add_layer_norm.cu share): dx = g_add + d layer_norm(x) / dx (g),
+/// added in acc_t before the one rounding; a null g_add gives exactly layer_norm's dx.
+/// Requires M > 0 and N > 0; `what` names the op in a too-large-grid error.
+template <class T>
+void layer_norm_backward_dx(const T* g, const T* g_add, const T* x, const acc_t<T>* mean, const acc_t<T>* rstd,
+                            const T* weight, T* dx, int64_t M, int64_t N, const char* what, cudaStream_t stream);
+
+}  // namespace detail
+
 }  // namespace zae::kernels::cuda

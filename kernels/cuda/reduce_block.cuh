@@ -138,6 +138,27 @@ __device__ __forceinline__ A max_sum_logsumexp(const MaxSum<A>& st) {
   return st.m + log_of(st.s);
 }
 
+// ---- sums ---------------------------------------------------------------------------
+
+/// Two running sums reduced together (e.g. sum(g * w) and sum(g * w * xhat)).
+template <class A>
+struct Pair {
+  A a;
+  A b;
+};
+
+/// x + y: the combine of a plain sum.
+template <class A>
+struct Plus {
+  __device__ A operator()(A x, A y) const { return x + y; }
+};
+
+/// Componentwise x + y: the combine of a Pair of sums.
+template <class A>
+struct PairPlus {
+  __device__ Pair<A> operator()(const Pair<A>& x, const Pair<A>& y) const { return Pair<A>{x.a + y.a, x.b + y.b}; }
+};
+
 // ---- shuffles and group reductions ---------------------------------------------------
 
 /// __shfl_down_sync over the whole warp for any trivially copyable S (word by word).

@@ -1,7 +1,9 @@
 // Helpers shared by the CUDA-versus-CPU tests (tests/test_*_cuda.cpp): skipping a test
-// where no CUDA device is present, poisoning the caching allocator so an output element
-// a kernel fails to write shows up, comparing a CUDA result with its CPU twin under a
-// tolerance relative to the largest |value|, and the same random leaf on both devices.
+// where no CUDA device is present, the floating dtypes the tests sweep, per-dtype
+// tolerances (and the one the row-reduction kernels share), poisoning the caching
+// allocator so an output element a kernel fails to write shows up, comparing a CUDA
+// result with its CPU twin under a tolerance relative to the largest |value|, and the
+// same random leaf on both devices.
 // Invariants: the checks report through GoogleTest and never throw; the random makers
 // are pure functions of their arguments (values drawn on the CPU, then copied).
 #pragma once
@@ -30,6 +32,14 @@ struct DTypeTolerance {
 
 /// The entry of `tol` for dt's class.
 double tolerance_for(DType dt, const DTypeTolerance& tol);
+
+/// The floating dtypes the CUDA tests sweep, in this order.
+inline constexpr DType kFloatingDTypes[] = {DType::float32, DType::float64, DType::bfloat16, DType::float16};
+
+/// The tolerance of the kernels that reduce along rows with float32 (float64 for float64)
+/// accumulators: softmax, (add_)layer_norm, cross-entropy.
+inline constexpr DTypeTolerance kRowReductionTolerance{
+    .float64 = 1e-10, .float32 = 1e-5, .bfloat16 = 1e-2, .float16 = 1e-3, .integral = 1e-5};
 
 /// got (CUDA) against want (CPU): both defined, got on a CUDA device, same shape and
 /// dtype, and per element |got - want| <= rtol * (max(1, max finite |want|) + |want|);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -146,6 +147,37 @@ Tensor make_input(const InputSpec& in, uint64_t seed) {
   }
   Tensor base = in.shape.empty() ? scalar_tensor(v.at(0), {.dtype = DType::float64}) : tensor<double>(v, in.shape);
   return in.requires_grad ? make_variant(base, in.variant) : base;
+}
+
+Tensor uniform_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo, double hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
+  for (double& e : v) e = u(rng);
+  return tensor(v, shape).to(dtype);
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.defined() != b.defined()) return false;
+  if (!a.defined()) return true;
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> va = a.to(DType::float64).contiguous().to_vector<double>();
+  const std::vector<double> vb = b.to(DType::float64).contiguous().to_vector<double>();
+  EXPECT_EQ(va.size(), vb.size());
+  double m = 0.0;
+  for (size_t i = 0; i < va.size() && i < vb.size(); ++i) m = std::max(m, std::fabs(va[i] - vb[i]));
+  return m;
+}
+
+double max_abs(const Tensor& a) {
+  double m = 0.0;
+  for (double v : a.to(DType::float64).contiguous().to_vector<double>()) m = std::max(m, std::fabs(v));
+  return m;
 }
 
 }  // namespace zae::test

@@ -1,6 +1,7 @@
 // Helpers shared by the tests: value comparison against expected numbers, checking
-// that an error is thrown with the right message, seeded random tensors, and
-// domain-constrained inputs in a chosen memory layout (make_input).
+// that an error is thrown with the right message, seeded random tensors, bitwise and
+// max-difference comparison of two tensors, and domain-constrained inputs in a chosen
+// memory layout (make_input).
 // Invariants: the checking helpers report through GoogleTest (non-fatal EXPECT-style
 // failures) and never throw; random_tensor and make_input are pure functions of their
 // arguments.
@@ -36,6 +37,20 @@ void expect_throws_with(const std::function<void()>& fn, const std::vector<std::
 /// A CPU tensor drawn from zae::Generator(seed): standard normal for floating dtypes,
 /// integers uniform in [0, 10) for integer dtypes, and 0/1 for bool.
 Tensor random_tensor(const Shape& shape, DType dtype = DType::float32, uint64_t seed = 0);
+
+/// A CPU tensor of float64 values drawn uniformly from [lo, hi) by std::mt19937_64(seed),
+/// then converted to `dtype`.
+Tensor uniform_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo, double hi);
+
+/// Whether a and b are both undefined, or both defined with equal shapes, dtypes and bytes
+/// (any strides: compared contiguous).
+bool same_bits(const Tensor& a, const Tensor& b);
+
+/// The largest |a[i] - b[i]|, in float64 (EXPECTs equal element counts).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+/// The largest |a[i]|, in float64 (0 for an empty tensor).
+double max_abs(const Tensor& a);
 
 /// How make_input draws a test input's values (ranges chosen to keep ops in their smooth domains).
 enum class Domain {
