@@ -38,6 +38,7 @@ void usage(FILE* out) {
                "          --init-from HF_MODEL.safetensors  --save-dir DIR  --save-every-steps N  --resume last|PATH\n"
                "          --zero  shard AdamW's state across the ranks of a zae-launch job (ZeRO-1)\n"
                "          --recompute-gelu  recompute the MLP's GELU input in backward (less memory, one more GEMM)\n"
+               "          --checkpoint-blocks  keep only each block's input, rerun the block in backward\n"
                "          --bf16-weights  bfloat16 parameters, AdamW with float32 master weights and stochastic rounding\n"
                "          --sample N  --temperature X (1)  --top-k K (40)   (plus the logger flags above)\n"
                "  demo    train a 2-layer MLP with hand-written SGD on four Gaussian blobs\n"
@@ -104,6 +105,7 @@ int run_gpt2(int argc, char** argv) {
     else if (a == "--no-bar") o.log_bar = false;
     else if (a == "--zero") o.zero = true;
     else if (a == "--recompute-gelu") o.recompute_gelu = true;
+    else if (a == "--checkpoint-blocks") o.checkpoint_blocks = true;
     else if (a == "--bf16-weights") o.bf16_weights = true;
     else if (a == "--init-from") o.init_from = value();
     else if (a == "--save-dir") o.save_dir = value();

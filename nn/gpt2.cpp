@@ -19,6 +19,7 @@
 #include "engine/ops/shape.h"
 #include "nn/activation.h"
 #include "nn/attention.h"
+#include "nn/checkpoint.h"
 #include "nn/container.h"
 #include "nn/dropout.h"
 #include "nn/embedding.h"
@@ -220,6 +221,10 @@ Tensor GPT2::hidden_states(const Tensor& idx) {
   const Parts& p = *parts_;
   Tensor pos = arange(t, {.dtype = DType::int64, .device = idx.device()});  // (T)
   Tensor x = p.drop->forward(p.wte->forward(idx) + p.wpe->forward(pos));   // (B, T, C)
+  if (config_.checkpoint_blocks && GradMode::is_enabled()) {
+    for (const auto& block : p.h) x = checkpoint(*block, x);
+    return p.ln_f->forward(x);
+  }
   // The blocks of Block::forward, with every residual add fused into the LayerNorm that
   // follows it (ln_2 of the same block, ln_1 of the next, ln_f after the last): the
   // residual stream x and the normalised a come out of one kernel each time.

@@ -35,6 +35,10 @@ struct GPT2Config {
   /// Recompute each MLP's c_fc output (the GELU input) in backward instead of saving it
   /// (linear_gelu's recompute): less activation memory for one extra GEMM per block.
   bool recompute_gelu = false;
+  /// Activation checkpointing per block (nn/checkpoint.h): each block keeps only its input
+  /// and reruns its forward in backward (about a third more compute, a fraction of the
+  /// activation memory); the residual adds are then not fused across blocks.
+  bool checkpoint_blocks = false;
   /// "d12" (124M), "d24" (350M), "d36" (774M), "d48" (1558M); the vocabulary and context of GPT-2.
   static GPT2Config named(const std::string& name);
   /// The model's parameter count (head tied, so counted once), without building it:

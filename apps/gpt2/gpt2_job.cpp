@@ -123,6 +123,7 @@ Gpt2JobResult run_gpt2(const Gpt2JobOptions& o) {
   ZAE_CHECK(checkpoints || o.save_every_steps == 0, "gpt2: --save-every-steps needs --save-dir");
   nn::GPT2Config config = make_config(o.config);
   config.recompute_gelu = o.recompute_gelu;
+  config.checkpoint_blocks = o.checkpoint_blocks;
   ZAE_CHECK(o.seq_len <= config.block_size, "gpt2: --seq-len ", o.seq_len, " exceeds the model's context of ",
             config.block_size, " tokens (config ", o.config, ")");
   const Device device = resolve_device(o.device);

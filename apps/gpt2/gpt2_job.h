@@ -35,6 +35,7 @@ struct Gpt2JobOptions {
   std::string precision = "fp32";  ///< auto | bf16 | fp16 | fp32 (PrecisionMixerAddon)
   bool zero = false;            ///< ZeRO-1: shard AdamW's state across the data parallel ranks (dist/zero_optimizer.h)
   bool recompute_gelu = false;  ///< recompute each MLP's GELU input in backward (GPT2Config::recompute_gelu)
+  bool checkpoint_blocks = false;  ///< activation checkpointing per block (GPT2Config::checkpoint_blocks)
   /// llm.c's layout: bfloat16 parameters and gradients, AdamW keeping float32 master weights
   /// and writing the bfloat16 parameters with stochastic rounding (needs --precision fp32:
   /// the model itself is bfloat16, no autocast region is needed).
