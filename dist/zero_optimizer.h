@@ -17,8 +17,8 @@
 // 0's); gradients are already averaged across ranks when step() runs (DDP does it:
 // dist/ddp.h); every rank passes the same parameters (shapes, dtypes, groups) in the same
 // order.
-// In the Trainer: with MultiGPUAddon, StateManagerAddon consolidates to rank 0 on every
-// rank before rank 0 writes a checkpoint (trainer/state_manager.cpp), and a resume loads
+// In the Trainer: with MultiGPUAddon, StateManagerAddon calls prepare_state_dict(0) (here:
+// consolidate to rank 0) on every rank before rank 0 writes a checkpoint, and a resume loads
 // the full state on every rank; zae-train gpt2 --zero uses it.
 // Invariants:
 // - Partition: greedy by numel, largest first (ties: lower index), each to the least
@@ -87,6 +87,8 @@ class ZeroRedundancyOptimizer : public optim::Optimizer {
 
   /// Collective: gathers the full state on rank `to` (the other ranks send their shard).
   void consolidate_state_dict(int to = 0);
+  /// The checkpoint hook of optim::Optimizer: consolidate_state_dict(to).
+  void prepare_state_dict(int to) override { consolidate_state_dict(to); }
   /// The full state (handles to the consolidated copy): only on the rank consolidated to,
   /// after consolidate_state_dict and before the next step / load_state_dict.
   optim::OptimizerState state_dict() const override;

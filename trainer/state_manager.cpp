@@ -10,7 +10,6 @@
 #include <system_error>
 
 #include "dist/dist.h"
-#include "dist/zero_optimizer.h"
 #include "engine/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -52,13 +51,11 @@ void prepare_directory(const std::string& dir) {
   std::remove(probe.c_str());
 }
 
-// A ZeRO optimizer (dist/zero_optimizer.h) holds a shard of the state per rank: every rank
-// sends its shard to rank 0 before rank 0 captures the state. Collective; safe because
-// every rank reaches each save alike (saves follow the step counter, the epoch end and the
-// ranks' agreed interrupts).
-void consolidate_sharded_optimizer(const Trainer& trainer) {
-  if (auto* zero = dynamic_cast<dist::ZeroRedundancyOptimizer*>(trainer.options().optimizer.get()))
-    zero->consolidate_state_dict(0);
+// Lets a sharded optimizer (dist/zero_optimizer.h) gather its state to rank 0 before rank 0
+// captures it. Collective; safe because every rank reaches each save alike (saves follow the
+// step counter, the epoch end and the ranks' agreed interrupts).
+void prepare_optimizer_state(const Trainer& trainer) {
+  if (const auto& opt = trainer.options().optimizer) opt->prepare_state_dict(0);
 }
 
 }  // namespace
@@ -145,7 +142,7 @@ void StateManager::after_run(const Trainer& trainer) {
 
 std::string StateManager::save_last(const Trainer& trainer, const std::string& reason) {
   // Data parallel: the replicas are identical, rank 0 writes for all.
-  consolidate_sharded_optimizer(trainer);
+  prepare_optimizer_state(trainer);
   if (!dist::is_main_process()) return last_path();
   std::optional<LoaderPosition> pos;
   if (loader_) pos = loader_position(*loader_);
@@ -192,7 +189,7 @@ void StateManager::save_best(const Trainer& trainer, int64_t epoch) {
     dropped.push_back(best_.back());
     best_.pop_back();
   }
-  if (options_.save_format == SaveFormat::ckpt) consolidate_sharded_optimizer(trainer);
+  if (options_.save_format == SaveFormat::ckpt) prepare_optimizer_state(trainer);
   if (!dist::is_main_process()) return;  // the records above stay the same on every rank
   if (options_.save_format == SaveFormat::ckpt) {
     io::Checkpoint ck = capture_training_state(trainer, std::nullopt, extras(), options_.metadata);

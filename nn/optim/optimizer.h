@@ -101,6 +101,10 @@ class Optimizer {
   /// to the live buffers (like Module::state_dict): clone them to keep a snapshot.
   /// Virtual: a sharded optimizer (dist/zero_optimizer.h) returns its consolidated state.
   virtual OptimizerState state_dict() const;
+  /// Called on every process of a data parallel job before the one that saves a
+  /// checkpoint calls state_dict() (that one has rank `to`). A no-op here; a sharded
+  /// optimizer gathers its shards to rank `to` (collective: every rank must call it).
+  virtual void prepare_state_dict(int /*to*/) {}
   /// Restores options and per-parameter state (copied; saved indices map to this
   /// optimizer's parameters by position, as in PyTorch). The group structure (count,
   /// sizes), every option and each buffer's name and shape must be valid, else a clear
